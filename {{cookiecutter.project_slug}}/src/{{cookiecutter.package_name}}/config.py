@@ -1,0 +1,87 @@
+"""Settings, read from environment variables and validated once at start.
+
+Every setting is an environment variable of the same name in upper case
+(`MODEL_URI`, `GATE_MIN`, ...), so containers, CI and Kubernetes configure the
+project the same way. A bad value stops the program with one line per problem
+naming the variable, the value and what would be right.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT = "{{ cookiecutter.project_slug }}"
+
+
+class ModelType(StrEnum):
+    """The scikit-learn estimators the training pipeline can build."""
+
+    LOGISTIC_REGRESSION = "logistic_regression"
+    RANDOM_FOREST = "random_forest"
+    HIST_GRADIENT_BOOSTING = "hist_gradient_boosting"
+
+
+class GateMetric(StrEnum):
+    """Test-set metrics the quality gate can use (higher is better for all)."""
+
+    ACCURACY = "accuracy"
+    F1 = "f1"
+    ROC_AUC = "roc_auc"
+
+
+class _Settings(BaseSettings):
+    # `model_*` names are ours, not pydantic's; env vars match field names case-insensitively.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", protected_namespaces=())
+
+
+class TrainSettings(_Settings):
+    """What `{{ cookiecutter.package_name }}-train` reads."""
+
+    mlflow_tracking_uri: str = Field("sqlite:///mlflow.db", min_length=1)
+    mlflow_experiment_name: str = Field(PROJECT, min_length=1)
+    data_path: Path | None = None  # unset: scikit-learn's bundled breast-cancer data
+    target_column: str = Field("target", min_length=1)
+    model_type: ModelType = ModelType("{{ cookiecutter.model }}")
+    model_name: str = Field(PROJECT, min_length=1)  # registered model name in MLflow
+    test_size: float = Field(0.2, gt=0, lt=1)
+    random_seed: int = Field(42, ge=0)
+    gate_metric: GateMetric = GateMetric.ROC_AUC
+    gate_min: float = Field(0.9, ge=0, le=1)
+    export_dir: Path = Path("build/model")
+
+
+class ServeSettings(_Settings):
+    """What `{{ cookiecutter.package_name }}-serve` reads."""
+
+    model_uri: str = Field("build/model", min_length=1)  # a model folder or models:/<name>@champion
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_batch_size: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Kubernetes waits terminationGracePeriodSeconds; draining must finish well before it.
+    drain_seconds: int = Field(10, ge=0, le=300)
+
+
+class ConfigError(ValueError):
+    """Raised with one readable line per bad environment variable."""
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load(settings: type[S]) -> S:
+    """Read and validate `settings` from the environment, or raise ConfigError."""
+    try:
+        return settings()
+    except ValidationError as error:
+        lines = [
+            f"{'.'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in error.errors()
+        ]
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
