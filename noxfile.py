@@ -1,0 +1,83 @@
+"""The template's own checks: `nox -l` lists them, `nox` runs the whole suite."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = True
+nox.options.sessions = ["lint", "unit", "e2e", "images", "delivery"]
+
+ROOT = Path(__file__).parent
+TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
+PYTHON = "3.11"
+# The template's test tools, pinned so a run today and a run next year agree.
+TEST_REQUIREMENTS = [
+    "cookiecutter==2.7.1",
+    "nox==2026.10.20",
+    "uv==0.13.9",
+    "pytest==9.0.3",
+    "pyyaml==6.0.4",
+]
+RUFF = "ruff==0.17.6"
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+def pytest_session(session: nox.Session, marker: str) -> None:
+    session.install(*TEST_REQUIREMENTS)
+    session.run("pytest", "-m", marker, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Lint the template's own Python with ruff."""
+    session.install(RUFF)
+    args = session.posargs or ["hooks", "tests", "benchmarks", "noxfile.py"]
+    session.run("ruff", "check", *args)
+    session.run("ruff", "format", "--check", *args)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Check answer validation and bake every option combination."""
+    pytest_session(session, "not e2e and not docker and not delivery")
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """Bake a project and run its own lint, typecheck, tests and train sessions."""
+    pytest_session(session, "e2e")
+
+
+@nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build, scan, smoke-test and push a baked project's images (needs Docker)."""
+    pytest_session(session, "docker and not delivery")
+
+
+@nox.session(python=PYTHON)
+def delivery(session: nox.Session) -> None:
+    """Check a baked project's manifests and workflows, and run its image as the pod spec says."""
+    pytest_session(session, "delivery")
+
+
+@nox.session(python=PYTHON, default=False)
+def relock(session: nox.Session) -> None:
+    """Re-resolve the generated project's uv.lock after a pyproject.toml change."""
+    session.install(*TEST_REQUIREMENTS)
+    with tempfile.TemporaryDirectory() as out:
+        session.run("cookiecutter", "--no-input", "-o", out, str(ROOT))
+        project = Path(out) / "ml-service"
+        session.chdir(project)
+        session.run("uv", "lock", *session.posargs)
+        session.chdir(ROOT)
+        lock = (project / "uv.lock").read_text()
+        templated = lock.replace('\nname = "ml-service"\n', '\nname = "{{ cookiecutter.project_slug }}"\n')
+        assert templated != lock, "the project's own entry was not found in uv.lock"
+        (TEMPLATE / "uv.lock").write_text(templated)
