@@ -78,6 +78,8 @@ def relock(session: nox.Session) -> None:
         session.run("uv", "lock", *session.posargs)
         session.chdir(ROOT)
         lock = (project / "uv.lock").read_text()
-        templated = lock.replace('\nname = "ml-service"\n', '\nname = "{{ cookiecutter.project_slug }}"\n')
+        templated = lock.replace(
+            '\nname = "ml-service"\n', '\nname = "{{ cookiecutter.project_slug }}"\n'
+        )
         assert templated != lock, "the project's own entry was not found in uv.lock"
         (TEMPLATE / "uv.lock").write_text(templated)

@@ -1,13 +1,14 @@
 """Reject answers that would break the project later, before anything is written.
 
 The rules are in hooks/validation.py; cookiecutter renders their verdict into
-this script through the `answer_errors` filter.
+this script through the `answer_errors` filter. Only the first problem is shown:
+later ones are mostly echoes of it (a bad slug makes a bad package name too).
 """
 
 import sys
 
 PROBLEMS: list[str] = {{ cookiecutter | answer_errors | jsonify }}
 
-for problem in PROBLEMS:
-    print(f"ERROR: {problem}", file=sys.stderr)
-sys.exit(1 if PROBLEMS else 0)
+if PROBLEMS:
+    print(f"ERROR: {PROBLEMS[0]}", file=sys.stderr)
+    sys.exit(1)

@@ -7,6 +7,7 @@ answer, the value and the rule it breaks.
 from __future__ import annotations
 
 import keyword
+import logging
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -33,7 +34,10 @@ def check_slug(value: str) -> str | None:
 
 def check_package(value: str) -> str | None:
     if not value.isidentifier() or not value.isascii():
-        return f"package_name {value!r} is not a Python identifier: use letters, digits and '_', not starting with a digit"
+        return (
+            f"package_name {value!r} is not a Python identifier: "
+            "use letters, digits and '_', not starting with a digit"
+        )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
         return f"package_name {value!r} is a Python keyword: choose another name"
     if value in sys.stdlib_module_names or value in {"test", "tests", "mlflow", "sklearn"}:
@@ -58,8 +62,8 @@ def check_registry(value: str) -> str | None:
     bad_path = path and not all(OCI_COMPONENT.match(p) for p in path.split("/"))
     if not REGISTRY_HOST.match(host) or bad_path:
         return (
-            f"image_registry {value!r} is not a registry reference: use HOST[:PORT][/lowercase/path], "
-            "e.g. 'ghcr.io/my-org' or 'localhost:5000'"
+            f"image_registry {value!r} is not a registry reference: "
+            "use HOST[:PORT][/lowercase/path], e.g. 'ghcr.io/my-org' or 'localhost:5000'"
         )
     return None
 
@@ -82,8 +86,8 @@ def check_github_owner(value: str) -> str | None:
 def check_namespace(value: str) -> str | None:
     if len(value) > 63 or not DNS_LABEL.match(value):
         return (
-            f"k8s_namespace {value!r} is not a DNS-1123 label: use lowercase letters, digits and '-', "
-            "start with a letter, at most 63 characters"
+            f"k8s_namespace {value!r} is not a DNS-1123 label: "
+            "use lowercase letters, digits and '-', start with a letter, at most 63 characters"
         )
     return None
 
@@ -105,9 +109,11 @@ def check_replicas(replicas: str, max_replicas: str) -> str | None:
     high, error = _positive_int("max_replicas", max_replicas)
     if error:
         return error
-    assert low is not None and high is not None
-    if high < low:
-        return f"max_replicas {max_replicas!r} is below replicas {replicas!r}: use a number of at least {low}"
+    if low is not None and high is not None and high < low:
+        return (
+            f"max_replicas {max_replicas!r} is below replicas {replicas!r}: "
+            f"use a number of at least {low}"
+        )
     return None
 
 
@@ -128,6 +134,18 @@ def errors(answers: Mapping[str, str]) -> list[str]:
     return [message for _, check in CHECKS if (message := check(answers))]
 
 
+def _quiet_hook_traceback() -> None:
+    """Drop cookiecutter's traceback for the hook failure that a rejected answer causes.
+
+    The hook has already said what is wrong in one line; the traceback only buries it.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Stopping generation because pre_gen_project")
+
+    logging.getLogger("cookiecutter.hooks").addFilter(keep)
+
+
 def _load_jinja_extension() -> type:
     """A Jinja extension giving templates the `answer_errors` filter.
 
@@ -137,12 +155,16 @@ def _load_jinja_extension() -> type:
     """
     from jinja2.ext import Extension
 
+    def answer_errors(answers: Mapping[str, object]) -> list[str]:
+        found = errors({key: str(value) for key, value in answers.items()})
+        if found:
+            _quiet_hook_traceback()
+        return found
+
     class AnswerRules(Extension):
         def __init__(self, environment):  # type: ignore[no-untyped-def]
             super().__init__(environment)
-            environment.filters["answer_errors"] = lambda answers: errors(
-                {key: str(value) for key, value in answers.items()}
-            )
+            environment.filters["answer_errors"] = answer_errors
 
     return AnswerRules
 

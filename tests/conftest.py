@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,9 @@ def bake(output_dir: Path, **answers: str) -> Path:
 
 def project_env(**extra: str) -> dict[str, str]:
     """The environment baked-project commands run with: offline-safe, no inherited venv."""
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     # pyenv would otherwise pick the baked `.python-version` and hide the other interpreters.
     env.setdefault("PYENV_VERSION", "3.11.7:3.12.1:3.13.0")
@@ -38,8 +40,13 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in a baked project; fail the test with its output if it fails."""
     result = subprocess.run(
-        args, cwd=cwd, env=dict(env or project_env()), capture_output=True, text=True,
-        timeout=timeout, check=False,
+        args,
+        cwd=cwd,
+        env=dict(env or project_env()),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if result.returncode != 0:
         pytest.fail(
@@ -62,9 +69,11 @@ def nox(project: Path, *sessions: str, posargs: tuple[str, ...] = (), **env: str
 def docker() -> str:
     """The docker CLI, with an engine answering. Missing engine: fail in CI, skip elsewhere."""
     cli = shutil.which("docker")
-    ok = cli is not None and subprocess.run(
-        [cli, "info"], capture_output=True, check=False, timeout=60
-    ).returncode == 0
+    ok = (
+        cli is not None
+        and subprocess.run([cli, "info"], capture_output=True, check=False, timeout=60).returncode
+        == 0
+    )
     if not ok:
         message = "no Docker engine answers (start one: bash ../shared/ci/docker-up.sh)"
         if os.environ.get("CI"):
@@ -81,12 +90,12 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A default bake, made a git repo (image tags use the commit) and trained once."""
     project = bake(tmp_path_factory.mktemp("trained"))
     git_init(project)
     nox(project, "train")
-    yield project
+    return project
 
 
 def git_init(project: Path) -> None:

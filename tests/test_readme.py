@@ -46,7 +46,10 @@ def checkout_copy(destination: Path) -> Path:
     """The files a clean checkout has: what git tracks, plus what is staged or new."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=TEMPLATE, capture_output=True, text=True, check=True,
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for name in listed:
         source = TEMPLATE / name
@@ -57,9 +60,7 @@ def checkout_copy(destination: Path) -> Path:
     return destination
 
 
-def test_readme_command_one_runs_the_main_job_end_to_end(
-    tmp_path: Path, docker: str
-) -> None:
+def test_readme_command_one_runs_the_main_job_end_to_end(tmp_path: Path, docker: str) -> None:
     # The session already installed the README's pins (checked above); run the rest as written.
     _, rest = split_install(readme_commands()[0])
     checkout = checkout_copy(tmp_path / "checkout")
@@ -69,7 +70,8 @@ def test_readme_command_one_runs_the_main_job_end_to_end(
     assert (project / "build" / "model" / "MLmodel").is_file()
     champion = run(
         [
-            str(project / ".nox" / "train" / "bin" / "python"), "-c",
+            str(project / ".nox" / "train" / "bin" / "python"),
+            "-c",
             "from mlflow import MlflowClient;"
             "v = MlflowClient().get_model_version_by_alias('ml-service', 'champion');"
             "print(v.version, v.run_id)",
@@ -77,4 +79,6 @@ def test_readme_command_one_runs_the_main_job_end_to_end(
         project,
         project_env(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"),
     ).stdout.split()
-    assert champion[0] == "1" and len(champion[1]) == 32
+    version, run_id = champion
+    assert version == "1"
+    assert len(run_id) == 32

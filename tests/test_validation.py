@@ -16,7 +16,8 @@ def test_good_slugs_pass(slug: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "slug", ["", "ML-Service", "2fast", "-lead", "trail-", "under_score", "dot.ted", "x" * 64, "sp ace"]
+    "slug",
+    ["", "ML-Service", "2fast", "-lead", "trail-", "under_score", "dot.ted", "x" * 64, "sp ace"],
 )
 def test_bad_slugs_name_the_rule(slug: str) -> None:
     message = validation.check_slug(slug)
@@ -55,14 +56,18 @@ def test_good_image_names_pass(name: str) -> None:
     assert validation.check_image_name(name) is None
 
 
-@pytest.mark.parametrize("name", ["ML-Service", "a..b", "a-", "/lead", "trail/", "a b", "a:tag", ""])
+@pytest.mark.parametrize(
+    "name", ["ML-Service", "a..b", "a-", "/lead", "trail/", "a b", "a:tag", ""]
+)
 def test_bad_image_names_name_the_rule(name: str) -> None:
     message = validation.check_image_name(name)
     assert message is not None
     assert "OCI repository name" in message
 
 
-@pytest.mark.parametrize("registry", ["ghcr.io/jane-doe", "localhost:5000", "registry.example.com:443/team/x"])
+@pytest.mark.parametrize(
+    "registry", ["ghcr.io/jane-doe", "localhost:5000", "registry.example.com:443/team/x"]
+)
 def test_good_registries_pass(registry: str) -> None:
     assert validation.check_registry(registry) is None
 
@@ -101,7 +106,9 @@ def test_good_emails_pass(email: str) -> None:
     assert validation.check_email(email) is None
 
 
-@pytest.mark.parametrize("email", ["jane", "jane@", "@example.com", "jane@example", "a b@example.com"])
+@pytest.mark.parametrize(
+    "email", ["jane", "jane@", "@example.com", "jane@example", "a b@example.com"]
+)
 def test_bad_emails_name_the_rule(email: str) -> None:
     message = validation.check_email(email)
     assert message is not None
