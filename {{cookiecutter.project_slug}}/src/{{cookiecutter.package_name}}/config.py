@@ -42,16 +42,16 @@ class _Settings(BaseSettings):
 class TrainSettings(_Settings):
     """What `{{ cookiecutter.package_name }}-train` reads."""
 
-    mlflow_tracking_uri: str = Field("sqlite:///mlflow.db", min_length=1)
-    mlflow_experiment_name: str = Field(PROJECT, min_length=1)
+    mlflow_tracking_uri: str = Field(default="sqlite:///mlflow.db", min_length=1)
+    mlflow_experiment_name: str = Field(default=PROJECT, min_length=1)
     data_path: Path | None = None  # unset: scikit-learn's bundled breast-cancer data
-    target_column: str = Field("target", min_length=1)
+    target_column: str = Field(default="target", min_length=1)
     model_type: ModelType = ModelType("{{ cookiecutter.model }}")
-    model_name: str = Field(PROJECT, min_length=1)  # registered model name in MLflow
-    test_size: float = Field(0.2, gt=0, lt=1)
-    random_seed: int = Field(42, ge=0)
+    model_name: str = Field(default=PROJECT, min_length=1)  # registered model name in MLflow
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    random_seed: int = Field(default=42, ge=0)
     gate_metric: GateMetric = GateMetric.ROC_AUC
-    gate_min: float = Field(0.9, ge=0, le=1)
+    gate_min: float = Field(default=0.9, ge=0, le=1)
     export_dir: Path = Path("build/model")
 
 

@@ -1,0 +1,31 @@
+"""Console entry points; each reads its settings from the environment and takes no arguments."""
+
+from __future__ import annotations
+
+import sys
+
+from .config import ConfigError, TrainSettings, load
+from .data import DataError
+
+
+def train() -> None:
+    """Train, register and export the model; exit 1 when the quality gate fails, 2 on bad input."""
+    from . import train as training  # MLflow is only installed with the `train` extra
+
+    try:
+        result = training.run(load(TrainSettings))
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    metrics = " ".join(f"{name}={value:.4f}" for name, value in result.metrics.items())
+    print(f"run {result.run_id}: {metrics} ({result.seconds:.1f}s)")
+    print(f"registered {result.model_name} version {result.model_version}")
+    gate = f"{result.gate_metric}={result.gate_value:.4f}, GATE_MIN={result.gate_min}"
+    if not result.passed:
+        print(
+            f"quality gate failed: {gate}; alias '{training.CHAMPION}' not moved",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    print(f"quality gate passed ({gate}): alias '{training.CHAMPION}' -> {result.model_version}")
+    print(f"exported to {result.export_dir}")

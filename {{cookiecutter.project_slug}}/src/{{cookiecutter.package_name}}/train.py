@@ -1,0 +1,182 @@
+"""Train the pipeline, log the run to MLflow, register a version, apply the quality gate, export.
+
+The registered version always exists (so a failed candidate stays inspectable); only a version
+that passes the gate gets the `champion` alias and is exported to EXPORT_DIR for serving.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import skops.io
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.models import Model, infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from . import data, evaluate, plots
+from .config import TrainSettings
+from .pipeline import HYPERPARAMETERS, build_pipeline
+
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+# What loading the model needs, pinned as installed; MLflow adds itself. Listing them skips
+# MLflow's requirement inference, which imports the model in a subprocess (~15 s).
+MODEL_REQUIREMENTS = ("numpy", "pandas", "scikit-learn", "scipy", "skops")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run produced, for the CLI summary and for tests."""
+
+    run_id: str
+    metrics: dict[str, float]
+    model_name: str
+    model_version: str
+    gate_metric: str
+    gate_min: float
+    export_dir: Path | None  # None when the gate failed: the previous export stays
+    seconds: float
+
+    @property
+    def gate_value(self) -> float:
+        return self.metrics[self.gate_metric]
+
+    @property
+    def passed(self) -> bool:
+        return self.gate_value >= self.gate_min
+
+
+def run(settings: TrainSettings) -> TrainResult:
+    """Train and evaluate on a seeded stratified split; log, register, gate and export."""
+    started = time.perf_counter()
+    dataset = data.load_dataset(settings.data_path, settings.target_column)
+    parts = data.split(dataset, settings.test_size, settings.random_seed)
+    model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed)
+    model.fit(parts.x_train, parts.y_train)
+    scores = evaluate.metrics(model, parts.x_test, parts.y_test)
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    experiment = mlflow.set_experiment(settings.mlflow_experiment_name)
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as active:
+        mlflow.log_params(_params(settings, dataset))
+        mlflow.log_metrics(scores)
+        mlflow.log_figure(
+            plots.confusion_matrix(model, parts.x_test, parts.y_test), "plots/confusion_matrix.png"
+        )
+        mlflow.log_figure(plots.roc_curve(model, parts.x_test, parts.y_test), "plots/roc_curve.png")
+        _log_inputs(dataset, parts)
+        info = _log_model(model, parts, settings.model_name)
+    version = str(info.registered_model_version)
+
+    client = MlflowClient()
+    passed = scores[settings.gate_metric] >= settings.gate_min
+    result = TrainResult(
+        run_id=active.info.run_id,
+        metrics=scores,
+        model_name=settings.model_name,
+        model_version=version,
+        gate_metric=settings.gate_metric.value,
+        gate_min=settings.gate_min,
+        export_dir=settings.export_dir if passed else None,
+        seconds=0.0,
+    )
+    gate = "passed" if result.passed else "failed"
+    for key, value in {
+        "quality_gate": gate,
+        "quality_gate_rule": f"{result.gate_metric} >= {result.gate_min}",
+        "quality_gate_value": f"{result.gate_value:.6f}",
+    }.items():
+        client.set_model_version_tag(settings.model_name, version, key, value)
+    if result.passed:
+        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
+        export(settings.model_name, version, active.info.run_id, settings.export_dir)
+    return TrainResult(**{**result.__dict__, "seconds": time.perf_counter() - started})
+
+
+def export(model_name: str, version: str, run_id: str, export_dir: Path) -> Path:
+    """Copy registered `version` to `export_dir` as a self-contained MLflow model folder.
+
+    The MLmodel `metadata` names the version, so the server can report what it serves.
+    The folder is built next to `export_dir` and swapped in, so a reader never sees half of it.
+    """
+    export_dir = export_dir.resolve()
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}-", dir=export_dir.parent))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{model_name}/{version}", dst_path=str(staging)
+        )
+        mlmodel = Model.load(str(staging / "MLmodel"))
+        mlmodel.metadata = {"model_name": model_name, "model_version": version, "run_id": run_id}
+        mlmodel.save(str(staging / "MLmodel"))
+        old = export_dir.with_name(f".{export_dir.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        if export_dir.exists():
+            export_dir.rename(old)
+        staging.rename(export_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return export_dir
+
+
+def trusted_types(model: Pipeline) -> list[str]:
+    """The types skops must be told to trust to load `model` (tree internals, for instance)."""
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def _params(settings: TrainSettings, dataset: data.Dataset) -> dict[str, Any]:
+    return {
+        "model_type": settings.model_type.value,
+        **HYPERPARAMETERS[settings.model_type],
+        "test_size": settings.test_size,
+        "random_seed": settings.random_seed,
+        "data_source": dataset.source,
+        "target_column": dataset.target_column,
+        "rows": len(dataset.frame),
+        "features": dataset.frame.shape[1] - 1,
+    }
+
+
+def _log_inputs(dataset: data.Dataset, parts: data.Split) -> None:
+    # A file path is recorded as the dataset's source; the bundled data has none (MLflow
+    # then records the code that loaded it).
+    source = {} if dataset.source == data.BUNDLED_SOURCE else {"source": dataset.source}
+    with warnings.catch_warnings():
+        # Features are doubles; an integer column is the label, which is never missing.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        for context, x, y in (
+            ("training", parts.x_train, parts.y_train),
+            ("testing", parts.x_test, parts.y_test),
+        ):
+            logged = from_pandas(
+                x.assign(**{dataset.target_column: y}),
+                targets=dataset.target_column,
+                name=dataset.name,
+                **source,
+            )
+            mlflow.log_input(logged, context=context)
+
+
+def _log_model(model: Pipeline, parts: data.Split, model_name: str) -> Any:
+    example = parts.x_train.head(5)
+    return mlflow.sklearn.log_model(
+        model,
+        name=MODEL_ARTIFACT,
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=trusted_types(model),
+        pip_requirements=[f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS],
+        registered_model_name=model_name,
+    )

@@ -1,0 +1,77 @@
+"""Shared fixtures: a throwaway MLflow SQLite store and a model exported by real training."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from {{ cookiecutter.package_name }}.config import TrainSettings
+from {{ cookiecutter.package_name }}.train import TrainResult, run
+
+
+@dataclass
+class MlflowStore:
+    """One SQLite tracking store per test session (creating its tables takes seconds)."""
+
+    root: Path
+    _names: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def settings(self, **overrides: Any) -> TrainSettings:
+        """TrainSettings with a fresh experiment, model name and export folder in this store.
+
+        The experiment is created here so its artifacts land under `root`, not in the cwd.
+        """
+        name = f"test-{next(self._names)}"
+        MlflowClient(self.uri).create_experiment(
+            name, artifact_location=(self.root / "artifacts" / name).as_uri()
+        )
+        values: dict[str, Any] = {
+            "mlflow_tracking_uri": self.uri,
+            "mlflow_experiment_name": name,
+            "model_name": name,
+            "export_dir": self.root / "exports" / name,
+            "data_path": None,
+            "target_column": "target",
+        }
+        return TrainSettings(**(values | overrides))
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStore:
+    """A SQLite MLflow tracking store and artifact root in a temporary folder."""
+    return MlflowStore(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="session")
+def train_settings(mlflow_store: MlflowStore) -> Callable[..., TrainSettings]:
+    """Make TrainSettings (keyword overrides) for a fresh experiment and model in the store."""
+    return mlflow_store.settings
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(mlflow_store: MlflowStore) -> str:
+    """The `sqlite:///...` URI of the session's tracking store."""
+    return mlflow_store.uri
+
+
+@pytest.fixture(scope="session")
+def trained(mlflow_store: MlflowStore) -> TrainResult:
+    """One real training run on the bundled data with the default model type."""
+    return run(mlflow_store.settings())
+
+
+@pytest.fixture(scope="session")
+def exported_model(trained: TrainResult) -> Path:
+    """The model folder that run exported (what the serving image copies to /app/model)."""
+    assert trained.export_dir is not None, "the default model failed its quality gate"
+    return trained.export_dir
