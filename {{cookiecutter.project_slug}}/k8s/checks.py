@@ -1,0 +1,202 @@
+"""Project rules for the rendered manifests that generic scanners don't know, run by `nox -s manifests`.
+
+    python k8s/checks.py rendered OVERLAY.yaml...   # serving rules on `kubectl kustomize` output
+    python k8s/checks.py consistency                # names agree across noxfile, k8s/, workflows
+    python k8s/checks.py kubernetes-version         # of the pinned kind node image, e.g. 1.37.0
+
+Each problem is one line naming the resource, the value found and the value wanted.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOYMENT = "{{ cookiecutter.project_slug }}"
+PRESTOP_SLEEP_MAX = 30
+Doc = dict[str, Any]
+
+
+def load(paths: Iterable[Path]) -> list[Doc]:
+    return [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def find(docs: list[Doc], kind: str, name: str | None = None) -> list[Doc]:
+    return [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a matchLabels selector picks pods with `labels` (matchExpressions unused here)."""
+    wanted = selector.get("matchLabels", {})
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+def containers(doc: Doc) -> list[Doc]:
+    spec = doc["spec"]
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"] if "jobTemplate" in spec else (
+        spec["template"]["spec"] if "template" in spec else spec
+    )
+    return [*pod.get("initContainers", []), *pod.get("containers", [])]
+
+
+def image_problems(docs: list[Doc]) -> list[str]:
+    """Every image has an explicit tag or digest, never `latest`."""
+    problems = []
+    for doc in docs:
+        if doc["kind"] not in {"Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet", "Pod"}:
+            continue
+        for c in containers(doc):
+            image = c["image"]
+            name = image.split("@")[0].rsplit("/", 1)[-1]
+            if "@sha256:" not in image and (":" not in name or name.endswith(":latest")):
+                problems.append(
+                    f"{doc['kind']}/{doc['metadata']['name']} container {c['name']}: image {image!r} "
+                    "has no explicit tag or digest (or is :latest); pin a tag or a digest"
+                )
+    return problems
+
+
+def serving_problems(docs: list[Doc]) -> list[str]:
+    """The serving Deployment's rollout, probes and shutdown, and the objects that guard it."""
+    found = find(docs, "Deployment", DEPLOYMENT)
+    if len(found) != 1:
+        return [f"Deployment/{DEPLOYMENT}: found {len(found)}, want exactly 1"]
+    deployment = found[0]
+    spec, where = deployment["spec"], f"Deployment/{DEPLOYMENT}"
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    problems = []
+    if "replicas" in spec:
+        problems.append(f"{where}: spec.replicas={spec['replicas']} fights the autoscaler; remove it")
+    strategy = spec.get("strategy", {})
+    unavailable = strategy.get("rollingUpdate", {}).get("maxUnavailable")
+    if strategy.get("type") != "RollingUpdate" or unavailable != 0:
+        problems.append(f"{where}: strategy {strategy} must be RollingUpdate with maxUnavailable 0")
+    serve = pod["containers"][0]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
+                        ("startupProbe", "/healthz")):
+        got = serve.get(probe, {}).get("httpGet", {}).get("path")
+        if got != path:
+            problems.append(f"{where}: {probe} path is {got!r}, want {path!r}")
+    settings = {}
+    for source in serve.get("envFrom", []):
+        for cm in find(docs, "ConfigMap", source.get("configMapRef", {}).get("name")):
+            settings.update(cm.get("data", {}))
+    drain = int(settings.get("DRAIN_SECONDS", 10))
+    pause = serve.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if not 0 < pause <= PRESTOP_SLEEP_MAX:
+        problems.append(f"{where}: preStop sleep is {pause}s, want 1..{PRESTOP_SLEEP_MAX}s")
+    if grace <= pause + drain:
+        problems.append(
+            f"{where}: terminationGracePeriodSeconds {grace} must exceed preStop {pause}s + "
+            f"DRAIN_SECONDS {drain}s"
+        )
+    if not pod.get("topologySpreadConstraints"):
+        problems.append(f"{where}: no topologySpreadConstraints; spread the pods across nodes")
+    for key in ("requests", "limits"):
+        if not {"cpu", "memory"} <= set(serve.get("resources", {}).get(key, {})):
+            problems.append(f"{where}: resources.{key} needs cpu and memory")
+    pdbs = [p for p in find(docs, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
+    if not pdbs:
+        problems.append(f"{where}: no PodDisruptionBudget selects its pods {labels}")
+    hpas = [h for h in find(docs, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "name": DEPLOYMENT}]
+    if len(hpas) != 1:
+        problems.append(f"{where}: {len(hpas)} HorizontalPodAutoscalers target it, want 1")
+    else:
+        low, high = hpas[0]["spec"].get("minReplicas", 1), hpas[0]["spec"]["maxReplicas"]
+        if not 1 <= low <= high:
+            problems.append(f"HorizontalPodAutoscaler/{DEPLOYMENT}: bounds {low}..{high}, want 1 <= min <= max")
+    port = serve["ports"][0]
+    policies = [n for n in find(docs, "NetworkPolicy") if selects(n["spec"]["podSelector"], labels)]
+    allowed = [p.get("port") for n in policies for rule in n["spec"].get("ingress", [])
+               for p in rule.get("ports", [])]
+    if not policies or any(p not in (port["name"], port["containerPort"]) for p in allowed) or not allowed:
+        problems.append(
+            f"{where}: NetworkPolicy ingress ports {allowed}, want only the serving port {port['name']}"
+        )
+    return problems
+
+
+def workflow_env(name: str) -> dict[str, str]:
+    return dict(yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())["env"])
+
+
+def consistency_problems() -> list[str]:
+    """Image name, registry and kind node image agree everywhere they are written down."""
+    noxfile = (ROOT / "noxfile.py").read_text()
+    image = re.search(r'^IMAGE = "([^"]+)"', noxfile, re.M)
+    registry = re.search(r'^REGISTRY = os\.environ\.get\("REGISTRY", "([^"]+)"\)', noxfile, re.M)
+    if not image or not registry:
+        return ["noxfile.py: IMAGE or REGISTRY default not found"]
+    facts: dict[str, dict[str, str]] = {"image name": {}, "registry": {}, "kind node image": {}}
+    facts["image name"]["noxfile.py IMAGE"] = image[1]
+    facts["registry"]["noxfile.py REGISTRY"] = registry[1]
+    base = load([ROOT / "k8s" / "base" / "deployment.yaml"])[0]
+    facts["image name"]["k8s/base deployment"] = base["spec"]["template"]["spec"]["containers"][0]["image"]
+    production = yaml.safe_load((ROOT / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text())
+    entry = production["images"][0]
+    facts["image name"]["production images[].name"] = entry["name"]
+    facts["registry"]["production images[].newName"] = entry["newName"].rsplit("/", 1)[0]
+    kind = yaml.safe_load((ROOT / "k8s" / "overlays" / "kind" / "kustomization.yaml").read_text())
+    facts["image name"]["kind images[0].name"] = kind["images"][0]["name"]
+    for workflow in ("delivery.yml",):
+        env = workflow_env(workflow)
+        facts["image name"][f"{workflow} IMAGE_NAME"] = env["IMAGE_NAME"]
+        facts["registry"][f"{workflow} REGISTRY"] = env["REGISTRY"]
+        facts["kind node image"][f"{workflow} KIND_NODE_IMAGE"] = env["KIND_NODE_IMAGE"]
+    nodes = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"]
+    for i, node in enumerate(nodes):
+        facts["kind node image"][f"kind-config.yaml nodes[{i}]"] = node["image"]
+    problems = []
+    for what, where in facts.items():
+        if len(set(where.values())) != 1:
+            listing = ", ".join(f"{k}={v!r}" for k, v in where.items())
+            problems.append(f"{what} differs: {listing}; make them one value")
+    return problems
+
+
+def kubernetes_version() -> str:
+    """The Kubernetes version of the kind node image, e.g. '1.37.0' for kindest/node:v1.37.0@..."""
+    image = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"][0]["image"]
+    match = re.search(r":v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$", image)
+    if not match:
+        raise SystemExit(f"k8s/kind-config.yaml: node image {image!r} is not kindest/node:vX.Y.Z@sha256:<digest>")
+    return match[1]
+
+
+def report(problems: list[str], what: str) -> int:
+    for problem in problems:
+        print(f"FAIL {problem}", file=sys.stderr)
+    if not problems:
+        print(f"ok: {what}")
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str]) -> int:
+    command, *args = argv or ["help"]
+    if command == "rendered" and args:
+        failed = 0
+        for path in map(Path, args):
+            docs = load([path])
+            failed |= report([*image_problems(docs), *serving_problems(docs)], f"{path} serving rules")
+        return failed
+    if command == "consistency":
+        return report(consistency_problems(), "image name, registry and kind node image agree")
+    if command == "kubernetes-version":
+        print(kubernetes_version())
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
