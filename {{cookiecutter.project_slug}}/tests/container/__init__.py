@@ -1,0 +1,1 @@
+"""Tests that run the built images in Docker."""

@@ -1,0 +1,117 @@
+"""The serving image, run as the pod runs it: probes, metadata, predictions, limits, shutdown."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from .containers import GRACE_SECONDS, Container, docker
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+def test_probes_answer(server: Container) -> None:
+    assert server.request("/healthz").status == 200
+    ready = server.request("/readyz")
+    assert ready.status == 200, ready.body
+
+
+def test_metadata_names_the_model_the_labels_name(
+    server: Container, image_config: dict[str, Any]
+) -> None:
+    reply = server.request("/metadata")
+    assert reply.status == 200, reply.body
+    labels = image_config["Labels"]
+    served = (reply.body["model_name"], reply.body["model_version"], reply.body["run_id"])
+    labelled = (
+        labels["ai.mlflow.model.name"],
+        labels["ai.mlflow.model.version"],
+        labels["ai.mlflow.run-id"],
+    )
+    assert served == labelled
+    assert reply.body["features"], "the model has no input signature"
+
+
+def test_predict_the_example(server: Container) -> None:
+    metadata = server.request("/metadata").body
+    example = metadata["example"]
+    assert example is not None, "the model was exported without an input example"
+    reply = server.post_json("/predict", example)
+    assert reply.status == 200, reply.body
+    assert len(reply.body["predictions"]) == len(example["instances"])
+    assert set(reply.body["predictions"]) <= set(metadata["classes"])
+
+
+def test_mlflow_scoring_protocol(server: Container) -> None:
+    metadata = server.request("/metadata").body
+    row = metadata["example"]["instances"][0]
+    names = [feature["name"] for feature in metadata["features"]]
+    payload = {"dataframe_split": {"columns": names, "data": [[row[n] for n in names]] * 3}}
+    reply = server.post_json("/invocations", payload)
+    assert reply.status == 200, reply.body
+    assert len(reply.body["predictions"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b'{"instances": [{"no such feature": 1.0}]}', "application/json", 422),
+        (b'{"instances": [', "application/json", 400),
+        (b"instances=1", "application/x-www-form-urlencoded", 415),
+    ],
+    ids=["unknown-feature", "malformed-json", "not-json"],
+)
+def test_bad_predict_is_a_client_error(
+    server: Container, body: bytes, content_type: str, status: int
+) -> None:
+    reply = server.request("/predict", body, content_type)
+    assert reply.status == status, reply.body
+    assert reply.body["error"], "a 4xx reply must say what was wrong"
+    assert server.request("/healthz").status == 200
+
+
+def test_image_defaults(image_config: dict[str, Any]) -> None:
+    env = dict(item.split("=", 1) for item in image_config["Env"])
+    assert image_config["User"] == "10001:10001"
+    assert "8000/tcp" in image_config["ExposedPorts"]
+    assert image_config["Cmd"] == [f"{PACKAGE}-serve"]
+    assert image_config["Healthcheck"]["Test"] == ["CMD", f"{PACKAGE}-healthcheck"]
+    assert (env["HOST"], env["PORT"], env["MODEL_URI"]) == ("0.0.0.0", "8000", "/app/model")  # noqa: S104
+    for key in ("source", "revision", "created", "version"):
+        assert image_config["Labels"][f"org.opencontainers.image.{key}"]
+
+
+def test_runs_unprivileged_on_a_read_only_root(server: Container) -> None:
+    host = server.inspect()["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert docker("exec", server.id, "id", "-u") == "10001"
+    for path in ("/app/model/probe", "/opt/venv/probe", "/probe"):
+        touch = subprocess.run(
+            ["docker", "exec", server.id, "touch", path], capture_output=True, check=False
+        )
+        assert touch.returncode != 0, f"{path} is writable"
+    docker("exec", server.id, "touch", "/tmp/probe")  # noqa: S108 - the container's tmpfs
+
+
+def test_healthcheck_command_passes(server: Container) -> None:
+    docker("exec", server.id, f"{PACKAGE}-healthcheck")
+
+
+def test_no_build_tools_or_installers(serve_image: str) -> None:
+    script = (
+        "import importlib.util, shutil; "
+        "print([m for m in ('pip', 'setuptools', 'uv') if importlib.util.find_spec(m)]"
+        " + [t for t in ('gcc', 'cc', 'make', 'uv') if shutil.which(t)])"
+    )
+    found = docker("run", "--rm", "--entrypoint", "python", serve_image, "-c", script)
+    assert found == "[]"
+
+
+def test_sigterm_drains_and_exits_zero(own_server: Container) -> None:
+    docker("stop", f"--time={GRACE_SECONDS}", own_server.id, timeout=GRACE_SECONDS + 30)
+    state = own_server.inspect()["State"]
+    # 137 would be SIGKILL after the grace period: the server did not finish shutting down.
+    assert (state["ExitCode"], state["OOMKilled"]) == (0, False), own_server.logs()
