@@ -59,7 +59,7 @@ def image_tag() -> str:
 def lint(session: nox.Session) -> None:
     """Lint and format-check the code with ruff."""
     install(session)
-    args = session.posargs or ["src", "tests", "noxfile.py"]
+    args = session.posargs or ["src", "tests", "k8s", "noxfile.py"]
     session.run("ruff", "check", *args)
     session.run("ruff", "format", "--check", *args)
 

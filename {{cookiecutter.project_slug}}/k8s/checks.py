@@ -1,4 +1,4 @@
-"""Project rules for the rendered manifests that generic scanners don't know, run by `nox -s manifests`.
+"""Project rules for rendered manifests that generic scanners don't know (`nox -s manifests`).
 
     python k8s/checks.py rendered OVERLAY.yaml...   # serving rules on `kubectl kustomize` output
     python k8s/checks.py consistency                # names agree across noxfile, k8s/, workflows
@@ -39,8 +39,10 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def containers(doc: Doc) -> list[Doc]:
     spec = doc["spec"]
-    pod = spec["jobTemplate"]["spec"]["template"]["spec"] if "jobTemplate" in spec else (
-        spec["template"]["spec"] if "template" in spec else spec
+    pod = (
+        spec["jobTemplate"]["spec"]["template"]["spec"]
+        if "jobTemplate" in spec
+        else (spec["template"]["spec"] if "template" in spec else spec)
     )
     return [*pod.get("initContainers", []), *pod.get("containers", [])]
 
@@ -56,7 +58,8 @@ def image_problems(docs: list[Doc]) -> list[str]:
             name = image.split("@")[0].rsplit("/", 1)[-1]
             if "@sha256:" not in image and (":" not in name or name.endswith(":latest")):
                 problems.append(
-                    f"{doc['kind']}/{doc['metadata']['name']} container {c['name']}: image {image!r} "
+                    f"{doc['kind']}/{doc['metadata']['name']} container {c['name']}: "
+                    f"image {image!r} "
                     "has no explicit tag or digest (or is :latest); pin a tag or a digest"
                 )
     return problems
@@ -73,14 +76,19 @@ def serving_problems(docs: list[Doc]) -> list[str]:
     labels = spec["template"]["metadata"]["labels"]
     problems = []
     if "replicas" in spec:
-        problems.append(f"{where}: spec.replicas={spec['replicas']} fights the autoscaler; remove it")
+        problems.append(
+            f"{where}: spec.replicas={spec['replicas']} fights the autoscaler; remove it"
+        )
     strategy = spec.get("strategy", {})
     unavailable = strategy.get("rollingUpdate", {}).get("maxUnavailable")
     if strategy.get("type") != "RollingUpdate" or unavailable != 0:
         problems.append(f"{where}: strategy {strategy} must be RollingUpdate with maxUnavailable 0")
     serve = pod["containers"][0]
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
-                        ("startupProbe", "/healthz")):
+    for probe, path in (
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+        ("startupProbe", "/healthz"),
+    ):
         got = serve.get(probe, {}).get("httpGet", {}).get("path")
         if got != path:
             problems.append(f"{where}: {probe} path is {got!r}, want {path!r}")
@@ -106,22 +114,36 @@ def serving_problems(docs: list[Doc]) -> list[str]:
     pdbs = [p for p in find(docs, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
     if not pdbs:
         problems.append(f"{where}: no PodDisruptionBudget selects its pods {labels}")
-    hpas = [h for h in find(docs, "HorizontalPodAutoscaler")
-            if h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                              "name": DEPLOYMENT}]
+    hpas = [
+        h
+        for h in find(docs, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]
+        == {"apiVersion": "apps/v1", "kind": "Deployment", "name": DEPLOYMENT}
+    ]
     if len(hpas) != 1:
         problems.append(f"{where}: {len(hpas)} HorizontalPodAutoscalers target it, want 1")
     else:
         low, high = hpas[0]["spec"].get("minReplicas", 1), hpas[0]["spec"]["maxReplicas"]
         if not 1 <= low <= high:
-            problems.append(f"HorizontalPodAutoscaler/{DEPLOYMENT}: bounds {low}..{high}, want 1 <= min <= max")
+            problems.append(
+                f"HorizontalPodAutoscaler/{DEPLOYMENT}: bounds {low}..{high}, want 1 <= min <= max"
+            )
     port = serve["ports"][0]
     policies = [n for n in find(docs, "NetworkPolicy") if selects(n["spec"]["podSelector"], labels)]
-    allowed = [p.get("port") for n in policies for rule in n["spec"].get("ingress", [])
-               for p in rule.get("ports", [])]
-    if not policies or any(p not in (port["name"], port["containerPort"]) for p in allowed) or not allowed:
+    allowed = [
+        p.get("port")
+        for n in policies
+        for rule in n["spec"].get("ingress", [])
+        for p in rule.get("ports", [])
+    ]
+    if (
+        not policies
+        or any(p not in (port["name"], port["containerPort"]) for p in allowed)
+        or not allowed
+    ):
         problems.append(
-            f"{where}: NetworkPolicy ingress ports {allowed}, want only the serving port {port['name']}"
+            f"{where}: NetworkPolicy ingress ports {allowed}, "
+            f"want only the serving port {port['name']}"
         )
     return problems
 
@@ -141,8 +163,12 @@ def consistency_problems() -> list[str]:
     facts["image name"]["noxfile.py IMAGE"] = image[1]
     facts["registry"]["noxfile.py REGISTRY"] = registry[1]
     base = load([ROOT / "k8s" / "base" / "deployment.yaml"])[0]
-    facts["image name"]["k8s/base deployment"] = base["spec"]["template"]["spec"]["containers"][0]["image"]
-    production = yaml.safe_load((ROOT / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text())
+    facts["image name"]["k8s/base deployment"] = base["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ]
+    production = yaml.safe_load(
+        (ROOT / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text()
+    )
     entry = production["images"][0]
     facts["image name"]["production images[].name"] = entry["name"]
     facts["registry"]["production images[].newName"] = entry["newName"].rsplit("/", 1)[0]
@@ -169,7 +195,9 @@ def kubernetes_version() -> str:
     image = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"][0]["image"]
     match = re.search(r":v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$", image)
     if not match:
-        raise SystemExit(f"k8s/kind-config.yaml: node image {image!r} is not kindest/node:vX.Y.Z@sha256:<digest>")
+        raise SystemExit(
+            f"k8s/kind-config.yaml: node image {image!r} is not kindest/node:vX.Y.Z@sha256:<digest>"
+        )
     return match[1]
 
 
@@ -187,7 +215,9 @@ def main(argv: Sequence[str]) -> int:
         failed = 0
         for path in map(Path, args):
             docs = load([path])
-            failed |= report([*image_problems(docs), *serving_problems(docs)], f"{path} serving rules")
+            failed |= report(
+                [*image_problems(docs), *serving_problems(docs)], f"{path} serving rules"
+            )
         return failed
     if command == "consistency":
         return report(consistency_problems(), "image name, registry and kind node image agree")

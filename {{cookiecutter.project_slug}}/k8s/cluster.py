@@ -34,7 +34,7 @@ CLUSTER = "{{ cookiecutter.project_slug }}"
 NAMESPACE = "{{ cookiecutter.k8s_namespace }}"
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
 TRAIN_JOB = "{{ cookiecutter.project_slug }}-train"
-PULL_SECRET = "registry-credentials"
+PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name, not a password
 INSTALL = {
     "kind": "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
     "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/#kubectl",
@@ -60,7 +60,9 @@ def run(*args: str, stdin: str | None = None) -> str:
         args, input=stdin, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise ClusterError(f"{args[0]} {args[1]} failed ({result.returncode}): {result.stderr.strip()}")
+        raise ClusterError(
+            f"{args[0]} {args[1]} failed ({result.returncode}): {result.stderr.strip()}"
+        )
     return result.stdout
 
 
@@ -82,7 +84,9 @@ def parse_images(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, ref = pair.partition("=")
         if not sep or not name or not ref:
-            raise ClusterError(f"--image {pair!r} is not NAME=REF, e.g. ml-service=ml-service:abc1234")
+            raise ClusterError(
+                f"--image {pair!r} is not NAME=REF, e.g. ml-service=ml-service:abc1234"
+            )
         images[name] = ref
     return images
 
@@ -96,7 +100,9 @@ def image_entry(name: str, ref: str) -> dict[str, str]:
     colon = repo.rfind(":")
     if colon > slash:
         return {"name": name, "newName": repo[:colon], "newTag": repo[colon + 1 :]}
-    raise ClusterError(f"image {ref!r} has neither a tag nor a digest: never deploy an implicit :latest")
+    raise ClusterError(
+        f"image {ref!r} has neither a tag nor a digest: never deploy an implicit :latest"
+    )
 
 
 def write_kustomization(images: dict[str, str], pull_secret: bool) -> Path:
@@ -161,7 +167,7 @@ def port_forward(service: str, port: int) -> Iterator[str]:
 
 def http(url: str, body: object | None = None, timeout: float = 5) -> tuple[int, str]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our URL
             return response.status, response.read().decode()
@@ -181,12 +187,16 @@ def smoke_test(deadline: float = 60) -> None:
             except OSError as error:  # the forward is still starting
                 status, body = 0, str(error)
             if time.monotonic() > end:
-                raise ClusterError(f"/readyz did not answer 200 within {deadline:.0f}s: {status} {body}")
+                raise ClusterError(
+                    f"/readyz did not answer 200 within {deadline:.0f}s: {status} {body}"
+                )
             time.sleep(1)
         status, body = http(f"{base}/metadata")
         example = json.loads(body).get("example") if status == 200 else None
         if not example:
-            raise ClusterError(f"/metadata answered {status} without an input example: {body[:500]}")
+            raise ClusterError(
+                f"/metadata answered {status} without an input example: {body[:500]}"
+            )
         status, body = http(f"{base}/predict", example)
         if status != 200 or "predictions" not in body:
             raise ClusterError(f"/predict answered {status}: {body[:500]}")
@@ -210,7 +220,9 @@ def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) 
     kubectl("apply", "-k", str(directory))
     kubectl("-n", NAMESPACE, "rollout", "status", "deployment/mlflow", "--timeout=300s")
     kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{DEPLOYMENT}", "--timeout=300s")
-    kubectl("-n", NAMESPACE, "wait", "--for=condition=complete", f"job/{TRAIN_JOB}", "--timeout=600s")
+    kubectl(
+        "-n", NAMESPACE, "wait", "--for=condition=complete", f"job/{TRAIN_JOB}", "--timeout=600s"
+    )
     smoke_test()
     print(kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide"))
 
@@ -218,16 +230,25 @@ def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) 
 def ready_pods() -> list[str]:
     """Names of the serving pods whose Ready condition is True."""
     pods = json.loads(
-        kubectl("-n", NAMESPACE, "get", "pods", "-l",
-                f"app.kubernetes.io/name={DEPLOYMENT},app.kubernetes.io/component=serving",
-                "-o", "json")
+        kubectl(
+            "-n",
+            NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            f"app.kubernetes.io/name={DEPLOYMENT},app.kubernetes.io/component=serving",
+            "-o",
+            "json",
+        )
     )["items"]
     return [
         pod["metadata"]["name"]
         for pod in pods
         if pod["metadata"].get("deletionTimestamp") is None
-        and any(c["type"] == "Ready" and c["status"] == "True"
-                for c in pod.get("status", {}).get("conditions", []))
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod.get("status", {}).get("conditions", [])
+        )
     ]
 
 
@@ -246,8 +267,18 @@ def scale(replicas: int, timeout: float = 300) -> list[str]:
             raise ClusterError(f"only {len(ready)} of {replicas} pods ready after {timeout:.0f}s")
         time.sleep(3)
     print(f"{len(ready)} ready (autoscaler bounds {replicas}..{ceiling}):")
-    print(kubectl("-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component=serving",
-                  "-o", "wide"))
+    print(
+        kubectl(
+            "-n",
+            NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/component=serving",
+            "-o",
+            "wide",
+        )
+    )
     return ready
 
 
@@ -266,10 +297,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     up = commands.add_parser("deploy", help="apply the kind overlay and smoke-test it")
     up.add_argument("--image", action="append", default=[], metavar="NAME=REF", required=True)
     up.add_argument("--load", action="store_true", help="kind load docker-image each REF")
-    up.add_argument("--pull-secret", action="store_true",
-                    help="pull with REGISTRY_SERVER/USERNAME/PASSWORD credentials")
-    up.add_argument("--no-create", dest="create", action="store_false",
-                    help="use an existing cluster (e.g. made by helm/kind-action)")
+    up.add_argument(
+        "--pull-secret",
+        action="store_true",
+        help="pull with REGISTRY_SERVER/USERNAME/PASSWORD credentials",
+    )
+    up.add_argument(
+        "--no-create",
+        dest="create",
+        action="store_false",
+        help="use an existing cluster (e.g. made by helm/kind-action)",
+    )
     count = commands.add_parser("scale", help="set the replica floor and wait for N ready pods")
     count.add_argument("replicas", type=int)
     commands.add_parser("smoke", help="predict through a port-forward to the Service")

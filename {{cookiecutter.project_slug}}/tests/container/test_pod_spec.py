@@ -57,7 +57,9 @@ def rendered() -> list[Doc]:
     """The kind overlay as the cluster receives it."""
     out = subprocess.run(
         [need("kubectl"), "kustomize", str(ROOT / "k8s" / "overlays" / "kind")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -78,7 +80,9 @@ def quantity_cpus(value: str) -> str:
 
 def pod_settings(docs: list[Doc]) -> tuple[Doc, Doc]:
     """(pod spec, serving container) of the serving Deployment."""
-    [deployment] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == DEPLOYMENT]
+    [deployment] = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == DEPLOYMENT
+    ]
     pod = deployment["spec"]["template"]["spec"]
     return pod, pod["containers"][0]
 
@@ -96,11 +100,18 @@ def docker_run_args(docs: list[Doc]) -> list[str]:
     args += [f"--cap-drop={cap}" for cap in capabilities.get("drop", [])]
     args += [f"--cap-add={cap}" for cap in capabilities.get("add", [])]
     limits = container["resources"]["limits"]
-    args += ["--memory", str(quantity_bytes(limits["memory"])), "--cpus", quantity_cpus(limits["cpu"])]
+    args += [
+        "--memory",
+        str(quantity_bytes(limits["memory"])),
+        "--cpus",
+        quantity_cpus(limits["cpu"]),
+    ]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         name = source["configMapRef"]["name"]
-        [configmap] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name]
+        [configmap] = [
+            d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name
+        ]
         env.update(configmap["data"])
     env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
     for key, value in sorted(env.items()):
@@ -153,7 +164,10 @@ def pod(rendered: list[Doc], docker_cli: str) -> Iterator[tuple[str, str]]:
     try:
         port = rendered_port(rendered)
         published = subprocess.run(
-            [docker_cli, "port", container, f"{port}/tcp"], capture_output=True, text=True, check=True
+            [docker_cli, "port", container, f"{port}/tcp"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()[0]
         yield container, f"http://{published}"
     finally:
@@ -165,7 +179,9 @@ def rendered_port(docs: list[Doc]) -> int:
 
 
 def logs(docker_cli: str, container: str) -> str:
-    result = subprocess.run([docker_cli, "logs", container], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [docker_cli, "logs", container], capture_output=True, text=True, check=False
+    )
     return (result.stdout + result.stderr)[-3000:]
 
 
@@ -173,7 +189,7 @@ def test_run_args_come_from_the_manifest(rendered: list[Doc]) -> None:
     args = docker_run_args(rendered)
     assert args[:2] == ["--user", "10001:10001"]
     assert {"--read-only", "--cap-drop=ALL", "no-new-privileges"} <= set(args)
-    assert any(a.startswith("/tmp:rw,size=") for a in args)
+    assert any(a.startswith("/tmp:rw,size=") for a in args)  # noqa: S108 - the pod's tmpfs
     assert "MODEL_URI=/app/model" in args
 
 
@@ -186,7 +202,9 @@ def test_pod_becomes_ready_on_its_probe_paths(
     attempts = startup["periodSeconds"] * startup["failureThreshold"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         path = spec[probe]["httpGet"]["path"]
-        assert wait_for(base + path, attempts) == 200, f"{probe} {path}\n{logs(docker_cli, container)}"
+        assert wait_for(base + path, attempts) == 200, (
+            f"{probe} {path}\n{logs(docker_cli, container)}"
+        )
 
 
 def test_pod_answers_predict(pod: tuple[str, str], rendered: list[Doc], docker_cli: str) -> None:
@@ -206,10 +224,16 @@ def test_pod_stops_cleanly_within_its_grace_period(
     container, _ = pod
     spec, _ = pod_settings(rendered)
     grace = spec["terminationGracePeriodSeconds"]
-    subprocess.run([docker_cli, "stop", "--time", str(grace), container], check=True, capture_output=True)
+    subprocess.run(
+        [docker_cli, "stop", "--time", str(grace), container], check=True, capture_output=True
+    )
     state = json.loads(
-        subprocess.run([docker_cli, "inspect", "--format", "{{ '{{json .State}}' }}", container],
-                       capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [docker_cli, "inspect", "--format", "{{ '{{json .State}}' }}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
     # Exit 137 would mean SIGKILL after the grace period: the drain did not finish in time.
     assert state["ExitCode"] == 0, f"exit {state['ExitCode']}\n{logs(docker_cli, container)}"
