@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
+import mlflow.sklearn
+import pandas as pd
 import pytest
 import skops.io
 import yaml
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_iris
 
-from {{ cookiecutter.package_name }}.config import GateMetric, TrainSettings, load
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.config import ModelType, TrainSettings, load
 from {{ cookiecutter.package_name }}.pipeline import HYPERPARAMETERS
-from {{ cookiecutter.package_name }}.train import CHAMPION, TrainResult, run
+from {{ cookiecutter.package_name }}.train import CHAMPION, TrainResult, export, run
 
 METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 
@@ -82,16 +87,130 @@ def test_export_is_a_self_contained_model_naming_its_version(
     assert model.predict_proba(example).shape == (len(example), 2)
 
 
-def test_failed_gate_registers_but_keeps_the_champion(
+def use_settings(monkeypatch: pytest.MonkeyPatch, settings: TrainSettings) -> None:
+    """Put `settings` in the environment, as the CLI reads it."""
+    for name, value in settings.model_dump().items():
+        if value is None:
+            monkeypatch.delenv(name.upper(), raising=False)
+        else:
+            monkeypatch.setenv(name.upper(), str(value))
+
+
+def test_cli_summarises_then_a_failed_gate_keeps_the_champion(
     train_settings: Callable[..., TrainSettings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = train_settings()
-    first = run(settings)
-    assert first.passed
-    strict = settings.model_copy(update={"gate_min": 1.0, "gate_metric": GateMetric.ACCURACY})
-    second = run(strict)
-    assert not second.passed
-    assert second.export_dir is None
+    use_settings(monkeypatch, settings)
+    cli.train()  # passes: returns normally, exit code 0
+    out = capsys.readouterr().out
+    assert f"registered {settings.model_name} version 1\n" in out
+    assert "quality gate passed (roc_auc=" in out
+    assert "alias 'champion' -> 1\n" in out
+    assert f"exported to {settings.export_dir}\n" in out
+    assert re.match(r"run \w+: accuracy=0\.\d{4} f1=.* roc_auc=.* log_loss=", out)
+
+    monkeypatch.setenv("GATE_METRIC", "accuracy")
+    monkeypatch.setenv("GATE_MIN", "1.0")
+    with pytest.raises(SystemExit) as exited:
+        cli.train()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"quality gate failed: accuracy=0\.\d{4}, GATE_MIN=1\.0; alias 'champion' not moved", err
+    )
     client = MlflowClient(settings.mlflow_tracking_uri)
-    assert str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version) == "1"
-    assert client.get_model_version(settings.model_name, "2").tags["quality_gate"] == "failed"
+    champion = client.get_model_version_by_alias(settings.model_name, CHAMPION)
+    assert str(champion.version) == "1"
+    failed = client.get_model_version(settings.model_name, "2")
+    assert failed.tags["quality_gate"] == "failed"
+    assert failed.tags["quality_gate_rule"] == "accuracy >= 1.0"
+    exported = yaml.safe_load((settings.export_dir / "MLmodel").read_text())
+    assert exported["metadata"]["model_version"] == "1"  # the champion's export stays
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MODEL_TYPE", "svm", "error: invalid configuration: MODEL_TYPE='svm': "),
+        ("DATA_PATH", "nowhere.csv", "error: DATA_PATH=nowhere.csv does not exist"),
+    ],
+)
+def test_cli_rejects_bad_input_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exited:
+        cli.train()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+@pytest.mark.parametrize(
+    "model_type", [m for m in ModelType if m != load(TrainSettings).model_type]
+)
+def test_other_model_types_train_register_and_export(
+    train_settings: Callable[..., TrainSettings],
+    model_type: ModelType,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = train_settings(model_type=model_type)
+    result = run(settings)
+    assert result.passed, result.metrics
+    params = MlflowClient(settings.mlflow_tracking_uri).get_run(result.run_id).data.params
+    assert params["model_type"] == model_type.value
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    model = mlflow.sklearn.load_model(str(settings.export_dir))
+    assert (
+        type(model.named_steps["model"]).__name__
+        == {
+            ModelType.RANDOM_FOREST: "RandomForestClassifier",
+            ModelType.HIST_GRADIENT_BOOSTING: "HistGradientBoostingClassifier",
+            ModelType.LOGISTIC_REGRESSION: "LogisticRegression",
+        }[model_type]
+    )
+
+
+def test_user_csv_with_categories_and_three_classes(
+    train_settings: Callable[..., TrainSettings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.assign(
+        species=iris.target_names[iris.target],
+        petal_size=pd.cut(iris.frame["petal length (cm)"], 3, labels=["s", "m", "l"]),
+    ).drop(columns="target")
+    csv = tmp_path / "iris.csv"
+    frame.to_csv(csv, index=False)
+    settings = train_settings(
+        data_path=csv, target_column="species", model_type=ModelType.LOGISTIC_REGRESSION
+    )
+    result = run(settings)
+    assert result.passed
+    assert result.metrics["f1"] > 0.85
+    run_data = MlflowClient(settings.mlflow_tracking_uri).get_run(result.run_id)
+    assert run_data.data.params["data_source"] == str(csv)
+    assert run_data.inputs is not None
+    logged = run_data.inputs.dataset_inputs[0].dataset
+    assert logged.name == "iris"
+    assert str(csv) in str(logged.source)
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    model = mlflow.sklearn.load_model(str(settings.export_dir))
+    assert set(model.classes_) == {"setosa", "versicolor", "virginica"}
+    assert model.predict_proba(frame.drop(columns="species").head(3)).shape == (3, 3)
+
+
+def test_export_replaces_the_previous_folder(trained: TrainResult, tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "stale.txt").write_text("from an older export")
+    assert export(trained.model_name, trained.model_version, trained.run_id, target) == target
+    assert not (target / "stale.txt").exists()
+    assert (target / "MLmodel").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging or backup left

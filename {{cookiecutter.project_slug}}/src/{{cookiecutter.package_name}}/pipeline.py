@@ -21,6 +21,12 @@ HYPERPARAMETERS: dict[ModelType, dict[str, Any]] = {
     ModelType.HIST_GRADIENT_BOOSTING: {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31},
 }
 
+ESTIMATORS: dict[ModelType, Any] = {
+    ModelType.LOGISTIC_REGRESSION: LogisticRegression,
+    ModelType.RANDOM_FOREST: RandomForestClassifier,
+    ModelType.HIST_GRADIENT_BOOSTING: HistGradientBoostingClassifier,
+}
+
 
 def build_pipeline(model_type: ModelType, features: pd.DataFrame, seed: int) -> Pipeline:
     """Preprocess the columns of `features` by dtype and end in a `model_type` classifier."""
@@ -55,14 +61,5 @@ def build_pipeline(model_type: ModelType, features: pd.DataFrame, seed: int) -> 
     return Pipeline([("preprocess", preprocess), ("model", _estimator(model_type, seed))])
 
 
-def _estimator(
-    model_type: ModelType, seed: int
-) -> LogisticRegression | RandomForestClassifier | HistGradientBoostingClassifier:
-    params = HYPERPARAMETERS[model_type]
-    match model_type:
-        case ModelType.LOGISTIC_REGRESSION:
-            return LogisticRegression(**params, random_state=seed)
-        case ModelType.RANDOM_FOREST:
-            return RandomForestClassifier(**params, random_state=seed)
-        case ModelType.HIST_GRADIENT_BOOSTING:
-            return HistGradientBoostingClassifier(**params, random_state=seed)
+def _estimator(model_type: ModelType, seed: int) -> Any:
+    return ESTIMATORS[model_type](**HYPERPARAMETERS[model_type], random_state=seed)

@@ -1,0 +1,76 @@
+"""Training settings come from environment variables; bad values fail with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
+    GateMetric,
+    ModelType,
+    TrainSettings,
+    load,
+)
+
+TRAIN_VARIABLES = [name.upper() for name in TrainSettings.model_fields]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in TRAIN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_train_the_bundled_data_into_a_local_sqlite_store() -> None:
+    settings = load(TrainSettings)
+    assert settings.mlflow_tracking_uri == "sqlite:///mlflow.db"
+    assert settings.mlflow_experiment_name == "{{ cookiecutter.project_slug }}"
+    assert settings.model_name == "{{ cookiecutter.project_slug }}"
+    assert settings.model_type is ModelType("{{ cookiecutter.model }}")
+    assert settings.data_path is None
+    assert (settings.test_size, settings.random_seed) == (0.2, 42)
+    assert (settings.gate_metric, settings.gate_min) == (GateMetric.ROC_AUC, 0.9)
+    assert settings.export_dir == Path("build/model")
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_TYPE", "random_forest")
+    monkeypatch.setenv("DATA_PATH", "data/churn.csv")
+    monkeypatch.setenv("TARGET_COLUMN", "churned")
+    monkeypatch.setenv("GATE_METRIC", "f1")
+    monkeypatch.setenv("GATE_MIN", "0.75")
+    settings = load(TrainSettings)
+    assert settings.model_type is ModelType.RANDOM_FOREST
+    assert settings.data_path == Path("data/churn.csv")
+    assert settings.target_column == "churned"
+    assert (settings.gate_metric, settings.gate_min) == (GateMetric.F1, 0.75)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MODEL_TYPE", "svm"),
+        ("TEST_SIZE", "1.5"),
+        ("GATE_MIN", "2"),
+        ("GATE_METRIC", "log_loss"),
+        ("RANDOM_SEED", "-1"),
+    ],
+)
+def test_bad_values_name_the_variable_and_value(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as error:
+        load(TrainSettings)
+    message = str(error.value)
+    assert message.startswith(f"invalid configuration: {variable}={value!r}: ")
+    assert "\n" not in message
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_TYPE", "svm")
+    monkeypatch.setenv("TEST_SIZE", "0")
+    with pytest.raises(ConfigError, match=r"MODEL_TYPE='svm': .*; TEST_SIZE='0': "):
+        load(TrainSettings)

@@ -1,0 +1,107 @@
+"""Loading and splitting training data, and every way a user's CSV file can be wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.data import BUNDLED_SOURCE, DataError, load_dataset, split
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_bundled_data_is_the_breast_cancer_set() -> None:
+    dataset = load_dataset(None, "target")
+    assert dataset.source == BUNDLED_SOURCE
+    assert dataset.features.shape == (569, 30)
+    assert set(dataset.target) == {0, 1}
+    assert (dataset.features.dtypes == "float64").all()
+
+
+def test_csv_columns_become_doubles_or_categories(tmp_path: Path) -> None:
+    csv = write(
+        tmp_path / "pets.csv", "age,indoor,kind,label\n3,True,cat,a\n,False,,b\n5,True,dog,a\n"
+    )
+    dataset = load_dataset(csv, "label")
+    assert (dataset.name, dataset.source) == ("pets", str(csv))
+    assert dataset.features.dtypes.to_dict() == {
+        "age": "float64",
+        "indoor": "float64",
+        "kind": object,
+    }
+    assert dataset.target.tolist() == ["a", "b", "a"]
+
+
+def test_split_is_stratified_and_seeded() -> None:
+    dataset = load_dataset(None, "target")
+    first, again = split(dataset, 0.25, seed=7), split(dataset, 0.25, seed=7)
+    assert len(first.x_test) == 143
+    assert first.x_test.index.equals(again.x_test.index)
+    share = dataset.target.mean()
+    assert first.y_test.mean() == pytest.approx(share, abs=0.01)
+    assert first.y_train.mean() == pytest.approx(share, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist or is not a file"),
+        ("", "is empty; it needs a header row and data rows"),
+        ("a,b,label\n", "has a header but no data rows"),
+        ("a,label\n1,x\n2,x\n", "has one class ('x'); a classifier needs at least two"),
+        ("a,label\n1,x\n2,\n3,y\n", "has 1 empty values; every row needs a label"),
+        ("label\nx\ny\n", "has no feature columns besides TARGET_COLUMN='label'"),
+        ('a,label\n1,"x\n', "is not a readable CSV file"),
+    ],
+    ids=["missing", "empty", "header-only", "one-class", "unlabelled-row", "no-features", "bad"],
+)
+def test_bad_csv_files_are_named_with_the_fix(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match=r"DATA_PATH|TARGET_COLUMN") as error:
+        load_dataset(path, "label")
+    assert message in str(error.value)
+    assert "data.csv" in str(error.value)
+
+
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=f"DATA_PATH={tmp_path} does not exist or is not a file"):
+        load_dataset(tmp_path, "label")
+
+
+def test_missing_target_column_lists_the_columns(tmp_path: Path) -> None:
+    csv = write(tmp_path / "data.csv", "width,height,kind\n1,2,a\n3,4,b\n")
+    with pytest.raises(DataError) as error:
+        load_dataset(csv, "label")
+    assert str(error.value) == (
+        f"TARGET_COLUMN='label' is not a column of DATA_PATH={csv}; "
+        "available columns: width, height, kind"
+    )
+
+
+def test_missing_target_column_in_bundled_data() -> None:
+    with pytest.raises(DataError, match="not a column of the bundled breast-cancer data"):
+        load_dataset(None, "diagnosis")
+
+
+def test_too_few_rows_per_class_to_split(tmp_path: Path) -> None:
+    csv = write(
+        tmp_path / "tiny.csv", "a,label\n" + "".join(f"{i},x\n" for i in range(9)) + "9,y\n"
+    )
+    with pytest.raises(DataError, match=r"cannot split .*tiny.csv with TEST_SIZE=0.2") as error:
+        split(load_dataset(csv, "label"), 0.2, seed=0)
+    assert "rows per class: {'x': 9, 'y': 1}" in str(error.value)
+
+
+def test_features_keep_the_frame_order() -> None:
+    dataset = load_dataset(None, "target")
+    assert list(dataset.frame.columns[:-1]) == list(dataset.features.columns)
+    assert isinstance(dataset.target, pd.Series)
