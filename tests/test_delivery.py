@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import bake, nox, run
+from tests.conftest import TEMPLATE, bake, nox, run
 
 pytestmark = pytest.mark.delivery
 
@@ -137,3 +137,14 @@ def test_cluster_tool_names_a_missing_kind(default_project: Path, tmp_path: Path
     assert result.returncode == 1
     assert result.stderr.startswith("error: install kind:")
     assert "Traceback" not in result.stderr
+
+
+def test_template_ci_runs_every_root_session() -> None:
+    """The template repository's own workflow runs the sessions `nox` runs here."""
+    workflow = yaml.safe_load((TEMPLATE / ".github" / "workflows" / "ci.yml").read_text())
+    [job] = workflow["jobs"].values()
+    assert job["strategy"]["matrix"]["session"] == ["lint", "unit", "e2e", "images", "delivery"]
+    assert workflow["permissions"] == {}
+    for step in job["steps"]:
+        if "uses" in step:
+            assert re.search(r"@[0-9a-f]{40}$", step["uses"]), step["uses"]
