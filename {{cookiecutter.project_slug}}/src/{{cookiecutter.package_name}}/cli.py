@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import urllib.request
 
 from .config import ConfigError, TrainSettings, load
 from .data import DataError
@@ -29,3 +31,27 @@ def train() -> None:
         sys.exit(1)
     print(f"quality gate passed ({gate}): alias '{training.CHAMPION}' -> {result.model_version}")
     print(f"exported to {result.export_dir}")
+
+
+def serve() -> None:
+    """Serve the model until SIGTERM; exit 2 on bad settings, 1 if the model cannot load."""
+    from .config import ServeSettings
+    from .serve import server  # FastAPI and uvicorn are only installed with the `serve` extra
+
+    try:
+        settings = load(ServeSettings)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(server.run(settings))
+
+
+def healthcheck() -> None:
+    """Exit 0 if 127.0.0.1:$PORT answers /healthz with 200, else 1 (the Docker HEALTHCHECK)."""
+    url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            sys.exit(0 if response.status == 200 else 1)
+    except (OSError, ValueError) as error:  # refused, timed out, non-2xx, or a bad PORT
+        print(f"unhealthy: {url}: {error}", file=sys.stderr)
+        sys.exit(1)

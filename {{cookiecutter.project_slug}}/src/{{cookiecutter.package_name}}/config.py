@@ -58,14 +58,15 @@ class TrainSettings(_Settings):
 class ServeSettings(_Settings):
     """What `{{ cookiecutter.package_name }}-serve` reads."""
 
-    model_uri: str = Field("build/model", min_length=1)  # a model folder or models:/<name>@champion
+    # `default=` by keyword: mypy then sees the fields as optional in ServeSettings(...).
+    model_uri: str = Field(default="build/model", min_length=1)  # folder or models:/<name>@<alias>
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_batch_size: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_batch_size: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Kubernetes waits terminationGracePeriodSeconds; draining must finish well before it.
-    drain_seconds: int = Field(10, ge=0, le=300)
+    drain_seconds: int = Field(default=10, ge=0, le=300)
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,1 @@
+"""The HTTP server: loads the exported model once and answers predictions over FastAPI."""

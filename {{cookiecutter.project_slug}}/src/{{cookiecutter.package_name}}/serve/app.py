@@ -1,0 +1,238 @@
+"""The FastAPI app: health, readiness, metadata, predictions, MLflow-compatible invocations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
+
+from ..config import PROJECT, ServeSettings
+from .errors import ApiError
+from .limits import BodySizeLimit
+from .metrics import Metrics, MetricsMiddleware
+from .model import ServedModel, load_model
+from .schema import Validator, parse_json
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
+
+INSTANCES_SCHEMA = {
+    "type": "object",
+    "required": ["instances"],
+    "properties": {
+        "instances": {
+            "type": "array",
+            "items": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+            "description": "Rows as {feature: value} objects, or lists in feature order "
+            "(see GET /metadata).",
+        }
+    },
+}
+
+
+@dataclass
+class ServingState:
+    """What the endpoints need to know: the model once loaded, and whether we are stopping."""
+
+    model: ServedModel | None = None
+    validator: Validator | None = None
+    load_error: str | None = None
+    shutting_down: bool = False
+
+    def serve(self, model: ServedModel, max_batch_size: int) -> None:
+        """Start taking predictions with `model`."""
+        self.validator = Validator(model.features, max_batch_size)
+        self.model = model  # set last: readiness checks it
+
+    def begin_shutdown(self) -> None:
+        """Fail readiness so load balancers stop sending traffic while in-flight work drains."""
+        self.shutting_down = True
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    """A compact JSON response (skips FastAPI's slower generic encoder)."""
+    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status, media_type="application/json")
+
+
+def create_app(
+    settings: ServeSettings,
+    *,
+    model: ServedModel | None = None,
+    loader: Callable[[str], ServedModel] = load_model,
+    on_load_failure: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the app; without `model`, load it from MODEL_URI in the background at startup.
+
+    Loading in a thread lets /healthz answer (and /readyz say 503) while the model loads.
+    `on_load_failure` is called with the reason if loading fails (the server exits).
+    """
+    state = ServingState()
+    metrics = Metrics(ENDPOINTS)
+
+    def ready(loaded: ServedModel) -> None:
+        state.serve(loaded, settings.max_batch_size)
+        metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
+        metrics.ready.set(1)
+        log.info(
+            "serving model %s version %s (run %s) from %s%s",
+            loaded.name,
+            loaded.version,
+            loaded.run_id,
+            loaded.source,
+            "" if loaded.fast else " (pipeline predict path)",
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if model is not None:
+            ready(model)
+            yield
+            return
+        loop = asyncio.get_running_loop()
+
+        def load() -> None:
+            try:
+                loaded = loader(settings.model_uri)
+            except Exception as error:  # any load failure is reported, then the server stops
+                state.load_error = str(error)
+                log.error("cannot load the model: %s", error)
+                if on_load_failure is not None:
+                    loop.call_soon_threadsafe(on_load_failure, str(error))
+                return
+            loop.call_soon_threadsafe(ready, loaded)
+
+        # A daemon thread, not the default executor: interpreter exit never waits on a load.
+        threading.Thread(target=load, name="model-loader", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title=PROJECT,
+        summary="Predictions from the exported scikit-learn model.",
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+    app.state.metrics = metrics
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> Response:
+        return json_response(error.body(), error.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        detail = f"{request.method} {request.url.path}: {error.detail}; see /docs"
+        return json_response(
+            {"error": str(error.detail).lower(), "detail": detail}, error.status_code
+        )
+
+    def serving_model() -> tuple[ServedModel, Validator]:
+        if state.model is None or state.validator is None:
+            raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
+        return state.model, state.validator
+
+    async def read_json(request: Request) -> Any:
+        content_type = request.headers.get("content-type", "application/json")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiError(
+                415, "unsupported content type", f"got {content_type!r}; send application/json"
+            )
+        return parse_json(await request.body())
+
+    def predict(served: ServedModel, rows: list[list[Any]], endpoint: str) -> Any:
+        try:
+            result = served.predict(rows)
+        except (ValueError, TypeError) as error:  # the input passed the signature check
+            raise ApiError(422, "the model rejected the input", str(error)) from None
+        metrics.predictions.labels(endpoint).inc(len(rows))
+        return result
+
+    @app.get("/healthz", summary="Liveness: 200 while the process runs")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get(
+        "/readyz", summary="Readiness: 200 once the model is loaded, 503 before or when stopping"
+    )
+    async def readyz() -> Response:
+        if state.model is None or state.shutting_down:
+            raise ApiError(503, "not ready", _not_ready_reason(state, settings))
+        return json_response({"status": "ready", "model_version": state.model.version})
+
+    @app.get("/metadata", summary="The model: name, version, run, features and an example")
+    async def metadata() -> Response:
+        served, _ = serving_model()
+        return json_response(
+            {
+                "model_name": served.name,
+                "model_version": served.version,
+                "run_id": served.run_id,
+                "features": [
+                    {"name": f.name, "type": f.type, "required": f.required}
+                    for f in served.features
+                ],
+                "classes": served.classes,
+                "example": {"instances": [served.example]} if served.example else None,
+                "max_batch_size": settings.max_batch_size,
+            }
+        )
+
+    @app.post(
+        "/predict",
+        summary="Predict a batch of rows",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": INSTANCES_SCHEMA}},
+            }
+        },
+    )
+    async def predict_endpoint(request: Request) -> Response:
+        served, validator = serving_model()
+        rows = validator.predict_rows(await read_json(request))
+        result = predict(served, rows, "/predict")
+        return json_response(
+            {
+                "predictions": result.predictions,
+                "probabilities": result.probabilities,
+                "model_version": served.version,
+            }
+        )
+
+    @app.post(
+        "/invocations",
+        summary="MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs)",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}
+        },
+    )
+    async def invocations(request: Request) -> Response:
+        served, validator = serving_model()
+        rows = validator.invocation_rows(await read_json(request))
+        return json_response({"predictions": predict(served, rows, "/invocations").predictions})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _not_ready_reason(state: ServingState, settings: ServeSettings) -> str:
+    if state.shutting_down:
+        return "the server is shutting down"
+    if state.load_error is not None:
+        return f"loading the model failed: {state.load_error}"
+    return f"the model is still loading from {settings.model_uri}"

@@ -1,0 +1,85 @@
+"""Prometheus metrics: requests by endpoint and status, latency, predictions served."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Sub-millisecond buckets: a one-row prediction takes well under 1 ms plus HTTP.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The server's metrics, in their own registry so each app (and test) starts at zero."""
+
+    def __init__(self, endpoints: set[str]) -> None:
+        self.endpoints = endpoints
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests answered, by endpoint, method and status code.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time from request to the end of the response, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "predictions",
+            "Rows predicted, by endpoint.",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "model_info",
+            "The model being served (value 1).",
+            ["name", "version", "run_id"],
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "model_ready",
+            "1 once the model is loaded and the server takes predictions.",
+            registry=self.registry,
+        )
+
+    def endpoint(self, path: str) -> str:
+        """The label for `path`: a known endpoint, or `other` so labels stay few."""
+        return path if path in self.endpoints else "other"
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """ASGI middleware counting every HTTP response and timing it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before responding
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            endpoint = self.metrics.endpoint(scope["path"])
+            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)

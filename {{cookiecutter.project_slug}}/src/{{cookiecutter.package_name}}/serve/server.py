@@ -1,0 +1,59 @@
+"""Run the app under uvicorn; on SIGTERM, stop accepting, drain in-flight requests, exit 0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import uvicorn
+
+from ..config import ServeSettings
+from .app import ServingState, create_app
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, failing readiness on SIGTERM/SIGINT and exiting 0 after the drain.
+
+    uvicorn closes the listening socket, lets in-flight requests finish within
+    `timeout_graceful_shutdown` (DRAIN_SECONDS), then runs the app's shutdown.
+    """
+
+    def __init__(self, config: uvicorn.Config, state: ServingState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.state.begin_shutdown()
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl+C skips the drain
+        else:
+            self.should_exit = True
+        # Unlike uvicorn, the signal is not re-raised after shutdown: a drained server exits 0.
+
+
+def run(settings: ServeSettings) -> int:
+    """Serve until SIGTERM; the exit code is 1 if the model could not be loaded, else 0."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    failures: list[str] = []
+
+    def on_load_failure(reason: str) -> None:
+        failures.append(reason)
+        server.should_exit = True
+
+    app = create_app(settings, on_load_failure=on_load_failure)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # One line per request costs throughput; /metrics counts requests instead.
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=settings.drain_seconds,
+        server_header=False,
+    )
+    server = DrainingServer(config, app.state.serving)
+    server.run()
+    return 1 if failures else 0

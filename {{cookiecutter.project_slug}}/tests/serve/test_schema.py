@@ -1,0 +1,184 @@
+"""Request parsing and validation against the model signature, without HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from {{ cookiecutter.package_name }}.serve.errors import ApiError
+from {{ cookiecutter.package_name }}.serve.model import Feature
+from {{ cookiecutter.package_name }}.serve.schema import MAX_REPORTED_PROBLEMS, Validator, parse_json
+
+DOUBLES = [Feature("a", "double"), Feature("b", "double")]
+MIXED = [
+    Feature("n", "long"),
+    Feature("flag", "boolean"),
+    Feature("city", "string"),
+    Feature("x", "float", required=False),
+]
+
+
+def error_of(call: Any, *args: Any) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        call(*args)
+    return caught.value
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_literals_are_rejected(literal: str) -> None:
+    error = error_of(parse_json, ('{"instances": [[' + literal + ", 1]]}").encode())
+    assert (error.status, error.error) == (400, "malformed JSON")
+    assert literal in error.detail
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [(b"", "send a JSON object"), (b"{", "Expecting"), (b'{"a": "\xff"}', "not UTF-8")],
+    ids=["empty", "truncated", "binary"],
+)
+def test_bodies_that_are_not_json_are_400(body: bytes, detail: str) -> None:
+    error = error_of(parse_json, body)
+    assert error.status == 400
+    assert detail in error.detail
+
+
+def test_records_and_lists_become_rows_in_signature_order() -> None:
+    validator = Validator(DOUBLES, max_batch_size=10)
+    rows = validator.predict_rows({"instances": [{"b": 2.0, "a": 1}, [3, 4.5]]})
+    assert rows == [[1, 2.0], [3, 4.5]]
+
+
+@pytest.mark.parametrize(
+    ("instance", "problem"),
+    [
+        ({"a": 1.0}, "missing feature 'b'"),
+        ({"a": 1.0, "b": 2.0, "c": 3.0}, "unknown feature(s) ['c']"),
+        ({"a": "1.0", "b": 2.0}, "feature 'a' expects a finite number, got '1.0'"),
+        ({"a": True, "b": 2.0}, "feature 'a' expects a finite number, got True"),
+        ({"a": None, "b": 2.0}, "feature 'a' expects a finite number, got None"),
+        ({"a": 1e999, "b": 2.0}, "feature 'a' expects a finite number, got inf"),
+        ({"a": 10**400, "b": 2.0}, "feature 'a' expects a finite number"),
+        ([1.0], "expected 2 values in the order ['a', 'b'], got 1"),
+        ("1.0,2.0", "expected an object of features or a list of 2 values, got str"),
+    ],
+    ids=["missing", "unknown", "string", "bool", "null", "overflow", "huge-int", "short", "str"],
+)
+def test_bad_instances_are_422_naming_row_and_feature(instance: Any, problem: str) -> None:
+    validator = Validator(DOUBLES, max_batch_size=10)
+    error = error_of(validator.predict_rows, {"instances": [{"a": 0.0, "b": 0.0}, instance]})
+    assert (error.status, error.error) == (422, "invalid input")
+    assert len(error.detail) == 1
+    assert error.detail[0].startswith(f"row 1: {problem}")
+
+
+def test_problem_list_is_capped() -> None:
+    validator = Validator(DOUBLES, max_batch_size=100)
+    error = error_of(validator.predict_rows, {"instances": [{"a": "x", "b": "y"}] * 50})
+    assert len(error.detail) == MAX_REPORTED_PROBLEMS
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"instances": []}, "empty batch"),
+        ({"instances": [[0.0, 0.0]] * 11}, "batch too large"),
+        ({"instances": {"a": 1.0}}, "expected a list of instances"),
+        ({"rows": [[0.0, 0.0]]}, "expected an object with one key, 'instances'"),
+        ([[0.0, 0.0]], "expected an object with one key, 'instances'"),
+    ],
+    ids=["empty", "too-large", "not-a-list", "wrong-key", "not-an-object"],
+)
+def test_bad_batches_are_422(payload: Any, message: str) -> None:
+    error = error_of(Validator(DOUBLES, max_batch_size=10).predict_rows, payload)
+    assert (error.status, error.error) == (422, message)
+
+
+def test_batch_limit_names_the_setting() -> None:
+    error = error_of(Validator(DOUBLES, 3).predict_rows, {"instances": [[0, 0]] * 4})
+    assert error.detail == "4 instances; MAX_BATCH_SIZE is 3"
+
+
+def test_each_column_type_accepts_its_json_values() -> None:
+    validator = Validator(MIXED, max_batch_size=10)
+    rows = validator.rows(
+        [
+            {"n": 3, "flag": True, "city": "paris", "x": 0.5},
+            {"n": 4.0, "flag": False, "city": "lyon", "x": None},
+            {"n": 5, "flag": False, "city": "nice"},  # optional x left out
+        ]
+    )
+    assert rows == [[3, True, "paris", 0.5], [4, False, "lyon", None], [5, False, "nice", None]]
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"n": 1.5, "flag": True, "city": "a"}, "feature 'n' expects an integer, got 1.5"),
+        ({"n": 1, "flag": 1, "city": "a"}, "feature 'flag' expects true or false, got 1"),
+        ({"n": 1, "flag": True, "city": 7}, "feature 'city' expects a string, got 7"),
+        ({"n": None, "flag": True, "city": "a"}, "feature 'n' expects an integer, got None"),
+    ],
+    ids=["fractional-long", "int-as-bool", "number-as-string", "null-required"],
+)
+def test_each_column_type_rejects_other_values(record: dict[str, Any], problem: str) -> None:
+    error = error_of(Validator(MIXED, 10).rows, [record])
+    assert error.detail == [f"row 0: {problem}"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_split": {"columns": ["b", "a"], "data": [[2.0, 1.0], [4.0, 3.0]]}},
+        {"dataframe_split": {"data": [[1.0, 2.0], [3.0, 4.0]]}},
+        {"dataframe_records": [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]},
+        {"instances": [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]},
+        {"instances": [[1.0, 2.0], [3.0, 4.0]]},
+        {"inputs": [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]},
+        {"inputs": {"a": [1.0, 3.0], "b": [2.0, 4.0]}},
+        {"inputs": {"a": [1.0, 3.0], "b": [2.0, 4.0]}, "params": {}},
+    ],
+    ids=[
+        "split",
+        "split-no-columns",
+        "records",
+        "instances",
+        "instances-lists",
+        "inputs",
+        "inputs-columns",
+        "empty-params",
+    ],
+)
+def test_every_mlflow_scoring_format_gives_the_same_rows(payload: dict[str, Any]) -> None:
+    assert Validator(DOUBLES, 10).invocation_rows(payload) == [[1.0, 2.0], [3.0, 4.0]]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([1, 2], "expected a JSON object"),
+        ({"instances": [[1, 2]], "inputs": [[1, 2]]}, "expected exactly one of"),
+        ({"data": [[1, 2]]}, "expected exactly one of"),
+        ({"instances": [[1.0, 2.0]], "params": {"k": 1}}, "this model takes no params"),
+        ({"dataframe_split": [[1, 2]]}, "dataframe_split needs 'columns' and 'data'"),
+        ({"dataframe_split": {"columns": "a", "data": [[1, 2]]}}, "must be a list of names"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}}, "bad row"),
+        ({"inputs": {"a": [1.0], "b": [1.0, 2.0]}}, "columns must be lists of equal length"),
+        ({"dataframe_records": []}, "empty batch"),
+    ],
+    ids=[
+        "list",
+        "two-formats",
+        "unknown-format",
+        "params",
+        "split-not-object",
+        "split-columns",
+        "split-short-row",
+        "ragged-columns",
+        "empty",
+    ],
+)
+def test_bad_invocations_are_422(payload: Any, message: str) -> None:
+    error = error_of(Validator(DOUBLES, 10).invocation_rows, payload)
+    assert error.status == 422
+    assert message in error.error

@@ -1,0 +1,188 @@
+"""The real server: a uvicorn process that drains in-flight requests on SIGTERM and exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sklearn.datasets import load_breast_cancer
+
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.config import ServeSettings
+from {{ cookiecutter.package_name }}.serve import server as serve_server
+from {{ cookiecutter.package_name }}.serve.app import create_app
+
+# Generous: a loaded 2-core CI runner may take many seconds to import scikit-learn.
+STARTUP_TIMEOUT = 120
+ROW = load_breast_cancer(as_frame=True).data.iloc[0].to_dict()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def wait_until_ready(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        assert server.process.poll() is None, f"server exited early:\n{server.output()}"
+        try:
+            with urllib.request.urlopen(server.url("/readyz"), timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"not ready after {STARTUP_TIMEOUT}s:\n{server.output()}")
+
+
+@pytest.fixture
+def server(exported_model: Path, tmp_path: Path) -> Iterator[Server]:
+    """`<package>-serve` on a free port, serving the exported model."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {
+        **os.environ,
+        "MODEL_URI": str(exported_model),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DRAIN_SECONDS": "30",
+    }
+    serve_command = Path(sys.executable).with_name("{{ cookiecutter.package_name }}-serve")
+    with log.open("wb") as sink:
+        process = subprocess.Popen([serve_command], env=env, stdout=sink, stderr=sink)
+    running = Server(process, port, log)
+    try:
+        wait_until_ready(running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def start_request_in_flight(port: int, body: bytes) -> socket.socket:
+    """Send a request's headers, and return once the app has started reading its body.
+
+    `Expect: 100-continue` makes uvicorn answer "100 Continue" when the endpoint asks for the
+    body, so the request is provably inside the app, waiting for the rest.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    headers = (
+        "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    )
+    sock.sendall(headers.encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed before 100 Continue"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 100"), received
+    return sock
+
+
+def wait_until_refused(port: int) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, object]]:
+    data = b""
+    while chunk := sock.recv(65536):  # the server closes the connection after it: draining
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_sigterm_drains_in_flight_request_refuses_new_ones_and_exits_0(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = urllib.request.Request(
+        server.url("/predict"),
+        data=json.dumps({"instances": [ROW]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.load(response)["predictions"] in ([0], [1])
+
+    monkeypatch.setenv("PORT", str(server.port))
+    with pytest.raises(SystemExit) as healthy:
+        cli.healthcheck()
+    assert healthy.value.code == 0
+
+    body = json.dumps({"instances": [ROW]}).encode()
+    in_flight = start_request_in_flight(server.port, body)
+    server.process.send_signal(signal.SIGTERM)
+    assert wait_until_refused(server.port), server.output()
+    in_flight.sendall(body)  # the request that was in flight completes
+    status, answer = read_response(in_flight)
+    in_flight.close()
+    assert status == 200, answer
+    assert len(answer["predictions"]) == 1  # type: ignore[arg-type]
+    assert server.process.wait(timeout=60) == 0, server.output()
+    assert "Shutting down" in server.output()
+
+    with pytest.raises(SystemExit) as unhealthy:
+        cli.healthcheck()
+    assert unhealthy.value.code == 1
+
+
+def test_unloadable_model_makes_run_exit_1(tmp_path: Path) -> None:
+    settings = ServeSettings(model_uri=str(tmp_path / "missing"), port=free_port())
+    assert serve_server.run(settings) == 1
+
+
+def test_bad_settings_exit_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    with pytest.raises(SystemExit) as exited:
+        cli.serve()
+    assert exited.value.code == 2
+    assert "PORT='eighty'" in capsys.readouterr().err
+
+
+def test_signals_fail_readiness_and_a_second_ctrl_c_skips_the_drain(
+    exported_model: Path,
+) -> None:
+    app = create_app(ServeSettings(model_uri=str(exported_model)))
+    server = serve_server.DrainingServer(uvicorn.Config(app), app.state.serving)
+    server.handle_exit(signal.SIGTERM, None)
+    assert app.state.serving.shutting_down
+    assert (server.should_exit, server.force_exit) == (True, False)
+    server.handle_exit(signal.SIGINT, None)
+    assert server.force_exit
