@@ -79,8 +79,18 @@ def run(settings: TrainSettings) -> TrainResult:
     version = str(info.registered_model_version)
 
     client = MlflowClient()
-    passed = scores[settings.gate_metric] >= settings.gate_min
-    result = TrainResult(
+    value = scores[settings.gate_metric]
+    passed = value >= settings.gate_min
+    for key, tag in {
+        "quality_gate": "passed" if passed else "failed",
+        "quality_gate_rule": f"{settings.gate_metric} >= {settings.gate_min}",
+        "quality_gate_value": f"{value:.6f}",
+    }.items():
+        client.set_model_version_tag(settings.model_name, version, key, tag)
+    if passed:
+        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
+        export(settings.model_name, version, active.info.run_id, settings.export_dir)
+    return TrainResult(
         run_id=active.info.run_id,
         metrics=scores,
         model_name=settings.model_name,
@@ -88,19 +98,8 @@ def run(settings: TrainSettings) -> TrainResult:
         gate_metric=settings.gate_metric.value,
         gate_min=settings.gate_min,
         export_dir=settings.export_dir if passed else None,
-        seconds=0.0,
+        seconds=time.perf_counter() - started,
     )
-    gate = "passed" if result.passed else "failed"
-    for key, value in {
-        "quality_gate": gate,
-        "quality_gate_rule": f"{result.gate_metric} >= {result.gate_min}",
-        "quality_gate_value": f"{result.gate_value:.6f}",
-    }.items():
-        client.set_model_version_tag(settings.model_name, version, key, value)
-    if result.passed:
-        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
-        export(settings.model_name, version, active.info.run_id, settings.export_dir)
-    return TrainResult(**{**result.__dict__, "seconds": time.perf_counter() - started})
 
 
 def export(model_name: str, version: str, run_id: str, export_dir: Path) -> Path:
@@ -149,12 +148,15 @@ def _params(settings: TrainSettings, dataset: data.Dataset) -> dict[str, Any]:
 
 
 def _log_inputs(dataset: data.Dataset, parts: data.Split) -> None:
-    # A file path is recorded as the dataset's source; the bundled data has none (MLflow
-    # then records the code that loaded it).
-    source = {} if dataset.source == data.BUNDLED_SOURCE else {"source": dataset.source}
+    # A file's absolute path is recorded as the dataset's source; the bundled data has none
+    # (MLflow then records the code that loaded it).
+    bundled = dataset.source == data.BUNDLED_SOURCE
+    source = {} if bundled else {"source": str(Path(dataset.source).resolve())}
     with warnings.catch_warnings():
         # Features are doubles; an integer column is the label, which is never missing.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        # MLflow registers two local-file source types; either reads the path the same way.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interp")
         for context, x, y in (
             ("training", parts.x_train, parts.y_train),
             ("testing", parts.x_test, parts.y_test),
