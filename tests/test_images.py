@@ -1,0 +1,144 @@
+"""Image checks of baked projects, with a real Docker engine and registry: build, smoke, scan
+and push round-trip through localhost:5000; the linters report nothing; the training image logs
+to a real MLflow server; a Python 3.11 bake builds and passes its smoke tests."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import bake, git_init, nox, run
+
+pytestmark = pytest.mark.docker
+
+REGISTRY = "localhost:5000"
+IMAGE = "ml-service"
+PUSHED = re.compile(r"pushed (\S+) (sha256:[0-9a-f]{64})")
+
+
+def head(project: Path, short: bool = True) -> str:
+    args = ["git", "rev-parse", *(["--short"] if short else []), "HEAD"]
+    return run(args, project).stdout.strip()
+
+
+def inspect(docker: str, ref: str) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(run([docker, "image", "inspect", ref], Path.cwd()).stdout)[0]
+    return info
+
+
+@pytest.fixture(scope="module")
+def pipeline(trained_project: Path, docker: str) -> str:
+    """`nox -s build smoke scan push` in the trained bake, pushing to the local registry."""
+    return nox(trained_project, "build", "smoke", "scan", "push", REGISTRY=REGISTRY)
+
+
+def test_build_prints_sizes_and_labels_the_model(
+    trained_project: Path, docker: str, pipeline: str
+) -> None:
+    tag = head(trained_project)
+    for image in (IMAGE, f"{IMAGE}-train"):
+        assert re.search(rf"{image}:{tag}: \d+ MB", pipeline), f"no size printed for {image}"
+    labels = inspect(docker, f"{IMAGE}:{tag}")["Config"]["Labels"]
+    mlmodel = yaml.safe_load((trained_project / "build" / "model" / "MLmodel").read_text())
+    assert labels["org.opencontainers.image.revision"] == head(trained_project, short=False)
+    assert labels["org.opencontainers.image.version"] == "0.1.0"
+    assert labels["ai.mlflow.run-id"] == mlmodel["run_id"]
+    assert labels["ai.mlflow.model.name"] == mlmodel["metadata"]["model_name"] == IMAGE
+    assert labels["ai.mlflow.model.version"] == mlmodel["metadata"]["model_version"]
+
+
+def test_smoke_tests_ran_and_passed(pipeline: str) -> None:
+    summary = re.search(r"=+ (\d+) passed(?P<rest>[^=]*)=+", pipeline)
+    assert summary, "no pytest summary from `nox -s smoke`"
+    assert int(summary[1]) >= 10
+    assert "skipped" not in summary["rest"]
+
+
+def test_pushed_digests_match_what_the_registry_serves(
+    trained_project: Path, docker: str, pipeline: str
+) -> None:
+    tag = head(trained_project)
+    pushed = dict(PUSHED.findall(pipeline))
+    assert set(pushed) == {f"{REGISTRY}/{IMAGE}:{tag}", f"{REGISTRY}/{IMAGE}-train:{tag}"}
+    for ref, digest in pushed.items():
+        repository = ref.rpartition(":")[0]
+        run([docker, "image", "rm", ref], trained_project)  # only the tag: layers stay local
+        run([docker, "pull", ref], trained_project)
+        assert f"{repository}@{digest}" in inspect(docker, ref)["RepoDigests"]
+        run([docker, "pull", f"{repository}@{digest}"], trained_project)
+
+
+def test_scan_reports_the_vulnerability_db_state(pipeline: str) -> None:
+    # Either trivy had its DB and scanned for vulnerabilities, or it said in one line it could not.
+    assert "--scanners vuln" in pipeline or "vulnerability scan skipped" in pipeline
+
+
+def test_hadolint_and_trivy_config_report_nothing(trained_project: Path, pipeline: str) -> None:
+    nox_bin = trained_project / ".nox"
+    hadolint = nox_bin / "build" / "bin" / "hadolint"
+    findings = run(
+        [
+            str(hadolint),
+            "--config",
+            ".hadolint.yaml",
+            "--format",
+            "json",
+            "--failure-threshold",
+            "none",
+            "Dockerfile",
+            "Dockerfile.train",
+        ],
+        trained_project,
+    ).stdout
+    assert json.loads(findings) == []
+    trivy = shutil.which("trivy") or str(nox_bin / "scan" / "bin" / "trivy")
+    config = [trivy, "config", "--config", "trivy.yaml", "--format", "json", "--exit-code", "0"]
+    scans = {
+        "dockerfiles": [*config, "--misconfig-scanners", "dockerfile", "."],
+        # `nox -s scan` rendered the overlays into build/manifests.
+        "manifests": [*config, "--ignorefile", "k8s/.trivyignore.yaml", "build/manifests"],
+    }
+    targets = set()
+    for name, args in scans.items():
+        results = json.loads(run(args, trained_project).stdout).get("Results", [])
+        targets |= {r["Target"] for r in results}
+        failed = [(r["Target"], m["ID"]) for r in results for m in r.get("Misconfigurations") or []]
+        assert failed == [], f"trivy config ({name}) found {failed}"
+    assert {"Dockerfile", "Dockerfile.train", "kind.yaml", "production.yaml"} <= targets
+
+
+def test_training_image_logs_to_a_real_mlflow_server(trained_project: Path, pipeline: str) -> None:
+    output = nox(trained_project, "train-image")
+    assert re.search(r"run [0-9a-f]{32} FINISHED: accuracy=", output), output[-3000:]
+    assert re.search(rf"registered {IMAGE} version 1 from run [0-9a-f]{{32}} \(READY\)", output)
+
+
+def test_python_311_bake_builds_and_passes_smoke(
+    tmp_path_factory: pytest.TempPathFactory, docker: str
+) -> None:
+    project = bake(tmp_path_factory.mktemp("py311"), python_version="3.11")
+    git_init(project)
+    nox(project, "train")
+    output = nox(project, "build", "smoke")
+    assert re.search(r"=+ \d+ passed", output)
+    ref = f"{IMAGE}:{head(project)}"
+    version = run(
+        [
+            docker,
+            "run",
+            "--rm",
+            "--entrypoint",
+            "python",
+            ref,
+            "-c",
+            "import sys; print(*sys.version_info[:2], sep='.')",
+        ],
+        project,
+    ).stdout.strip()
+    assert version == "3.11"
