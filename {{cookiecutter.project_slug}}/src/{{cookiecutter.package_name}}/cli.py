@@ -7,12 +7,12 @@ import sys
 import urllib.request
 
 from .config import ConfigError, TrainSettings, load
-from .data import DataError
 
 
 def train() -> None:
     """Train, register and export the model; exit 1 when the quality gate fails, 2 on bad input."""
     from . import train as training  # MLflow is only installed with the `train` extra
+    from .data import DataError  # pandas and scikit-learn: kept out of serve and healthcheck
 
     try:
         result = training.run(load(TrainSettings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
@@ -82,6 +83,12 @@ def create_app(
     metrics = Metrics(ENDPOINTS)
 
     def ready(loaded: ServedModel) -> None:
+        # Runs on the event loop thread, which does the predicting: scikit-learn's config is
+        # per thread. Rows are checked finite before they reach the model, so skip its check.
+        import sklearn
+
+        sklearn.set_config(assume_finite=True)
+        gc.freeze()  # the loaded model is long-lived: keep it out of every future GC pass
         state.serve(loaded, settings.max_batch_size)
         metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
         metrics.ready.set(1)
