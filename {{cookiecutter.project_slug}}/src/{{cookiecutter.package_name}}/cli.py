@@ -35,6 +35,11 @@ def train() -> None:
 
 def serve() -> None:
     """Serve the model until SIGTERM; exit 2 on bad settings, 1 if the model cannot load."""
+    # One native thread per process (read when numpy/scikit-learn load, so set first): requests
+    # are small and handled one at a time, and OpenMP spinning made a 1-row
+    # HistGradientBoosting predict ~25x slower on 2 busy cores. Replicas scale out instead.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .config import ServeSettings
     from .serve import server  # FastAPI and uvicorn are only installed with the `serve` extra
 

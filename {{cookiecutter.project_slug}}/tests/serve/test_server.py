@@ -170,6 +170,8 @@ def test_bad_settings_exit_2_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PORT", "eighty")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # serve() sets them if unset
+        monkeypatch.setenv(name, "1")  # so monkeypatch restores the environment afterwards
     with pytest.raises(SystemExit) as exited:
         cli.serve()
     assert exited.value.code == 2
