@@ -281,7 +281,9 @@ def scan(session: nox.Session) -> None:
         ignore = ["--ignorefile", "k8s/.trivyignore.yaml"]
         session.run(*config, *ignore, str(RENDERED.relative_to(ROOT)), external=external)
     else:
-        session.warn("kubectl not found: k8s manifests not scanned (`nox -s manifests` needs it too)")
+        session.warn(
+            "kubectl not found: k8s manifests not scanned (`nox -s manifests` needs it too)"
+        )
     vulnerability = vulnerability_db_args(trivy)
     if vulnerability is None:
         session.warn("vulnerability scan skipped: trivy cannot download its DB from here")
