@@ -274,8 +274,11 @@ def _local_folder(uri: str) -> tuple[Path, dict[str, str]]:
     try:
         import mlflow.artifacts  # only for registry/remote URIs; a folder never needs MLflow
         from mlflow.tracking import MlflowClient
-    except ImportError as error:  # pragma: no cover - mlflow-skinny is in the serve extra
-        raise ModelLoadError(f"MODEL_URI={uri!r} needs MLflow installed: {error}") from None
+    except ImportError:  # pragma: no cover - tests install MLflow; the serving image does not
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r} needs MLflow's client: install the `registry` extra "
+            "(`uv sync --extra serve --extra registry`), or serve an exported model folder"
+        ) from None
     target = tempfile.mkdtemp(prefix="model-", dir=tempfile.gettempdir())
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target))
