@@ -46,13 +46,21 @@ def install(session: nox.Session, *extras: str, dev: bool = True) -> None:
 
 def image_tag() -> str:
     """The git short SHA of HEAD, or `dev` outside a git checkout."""
+    return git("rev-parse", "--short", "HEAD") or "dev"
+
+
+def git(*args: str) -> str | None:
+    """A git command's output in the project, or None outside a checkout."""
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-            cwd=ROOT, capture_output=True, text=True, check=True,
+        return subprocess.run(  # noqa: S603 - fixed git subcommands
+            ["git", *args],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "dev"
+        return None
 
 
 @nox.session(python=PYTHON)
@@ -148,20 +156,6 @@ def docker(session: nox.Session, *args: str, silent: bool = False) -> str:
     """Run the docker CLI; return its output when `silent`."""
     output = session.run("docker", *args, external=True, silent=silent)
     return output if isinstance(output, str) else ""
-
-
-def git(*args: str) -> str | None:
-    """A git command's output in the project, or None outside a checkout."""
-    try:
-        return subprocess.run(  # noqa: S603 - fixed git subcommands
-            ["git", *args],  # noqa: S607
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def image_ref(image: str) -> str:
@@ -410,7 +404,9 @@ def train_image(session: nox.Session) -> None:
                 "host",
                 "--read-only",
                 "--tmpfs",
-                "/tmp:rw,nosuid,size=256m",  # noqa: S108 - the container's /tmp "--user", "10001:10001",
+                "/tmp:rw,nosuid,size=256m",  # noqa: S108 - the container's own /tmp
+                "--user",
+                "10001:10001",
                 "--cap-drop",
                 "ALL",
                 "--security-opt",
@@ -473,10 +469,13 @@ WORKFLOWS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workfl
 def render(session: nox.Session, overlay: str) -> str:
     """`kubectl kustomize` one overlay into build/manifests/<overlay>.yaml; return its path."""
     if shutil.which("kubectl") is None:
-        session.error("kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/#kubectl)")
-    result = subprocess.run(
+        session.error("kubectl not found: install it from https://kubernetes.io/docs/tasks/tools/")
+    result = subprocess.run(  # noqa: S603 - a fixed kubectl command on our own overlay
         ["kubectl", "kustomize", f"k8s/overlays/{overlay}"],  # noqa: S607
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         session.error(f"k8s/overlays/{overlay} does not render: {result.stderr.strip()}")
@@ -506,7 +505,9 @@ def manifests(session: nox.Session) -> None:
         session.run(*trivy, dockerfile)
     session.run("zizmor", "--offline", "--persona", "pedantic", ".github")
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS)
-    session.run("check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml")
+    session.run(
+        "check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml"
+    )
     session.run("actionlint", *WORKFLOWS)
 
 
