@@ -22,8 +22,9 @@ CHOICES = {key: value for key, value in SPEC.items() if isinstance(value, list)}
 COMBINATIONS = [
     dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())
 ]
-# Jinja that survived rendering; GitHub's own `${{ }}` expressions are meant to survive.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")
+# Jinja that survived rendering. Other tools' braces are meant to survive: GitHub's
+# `${{ }}` and docker/metadata-action's `{{version}}` (kept from Jinja by `{% raw %}`).
+LEFTOVER_JINJA = re.compile(r"\{%|%\}|\{#|#\}|\{\{-?\s*cookiecutter|cookiecutter\.")
 
 
 def files(project: Path) -> list[Path]:
