@@ -85,7 +85,7 @@ def parse_images(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, ref = pair.partition("=")
         if not sep or not name or not ref:
             raise ClusterError(
-                f"--image {pair!r} is not NAME=REF, e.g. IMAGE=IMAGE:abc1234 (kustomize image name = local reference)"
+                f"--image {pair!r} is not NAME=REF, e.g. my-image=my-image:abc1234"
             )
         images[name] = ref
     return images
