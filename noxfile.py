@@ -24,8 +24,8 @@ TEST_REQUIREMENTS = [
     "uv==0.13.9",
     "pytest==9.0.3",
     "pyyaml==6.0.4",
+    "ruff==0.17.6",
 ]
-RUFF = "ruff==0.17.6"
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 
@@ -37,7 +37,7 @@ def pytest_session(session: nox.Session, marker: str) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Lint the template's own Python with ruff."""
-    session.install(RUFF)
+    session.install(*TEST_REQUIREMENTS)
     args = session.posargs or ["hooks", "tests", "benchmarks", "noxfile.py"]
     session.run("ruff", "check", *args)
     session.run("ruff", "format", "--check", *args)

@@ -107,7 +107,23 @@ def test_answers_reach_every_file_and_no_default_is_hard_coded(tmp_path: Path) -
             assert default not in text, f"{name} hard-codes the default {default!r}"
     assert (project / "src" / "scorer" / "config.py").exists()
     # GHCR wants lowercase; the owner may have capitals.
-    assert 'REGISTRY", "ghcr.io/analytical-engines")' in (project / "noxfile.py").read_text()
+    assert 'DEFAULT_REGISTRY = "ghcr.io/analytical-engines"' in (project / "noxfile.py").read_text()
+
+
+def test_long_answers_still_give_lint_clean_code(tmp_path: Path) -> None:
+    long = "a-very-long-project-slug-that-tests-line-lengths-everywhere-x"
+    project = bake(
+        tmp_path,
+        project_name="A Very Long Project Name That Tests Line Lengths Everywhere In The Code",
+        project_slug=long,
+        image_name=f"some-team/{long}",
+        image_registry="registry.some-long-domain.example.com:5443/platform/teams",
+        k8s_namespace=long,
+        description="A description long enough to overflow any line it were pasted into, " * 3,
+    )
+    for command in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
+        result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 INVALID = [

@@ -1,4 +1,4 @@
-"""Sessions for {{ cookiecutter.project_name }}: `nox -l` lists them, `nox` runs the defaults."""
+"""The project's tasks, one session each: `nox -l` lists them, `nox` runs the defaults."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ PYTHON = (ROOT / ".python-version").read_text().strip()
 PACKAGE = "{{ cookiecutter.package_name }}"
 IMAGE = "{{ cookiecutter.image_name }}"
 TRAIN_IMAGE = f"{IMAGE}-train"
-REGISTRY = os.environ.get("REGISTRY", "{{ cookiecutter.image_registry }}")
+DEFAULT_REGISTRY = "{{ cookiecutter.image_registry }}"
+REGISTRY = os.environ.get("REGISTRY", DEFAULT_REGISTRY)
 MODEL_DIR = ROOT / "build" / "model"
 
 

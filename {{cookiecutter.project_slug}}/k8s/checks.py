@@ -156,7 +156,7 @@ def consistency_problems() -> list[str]:
     """Image name, registry and kind node image agree everywhere they are written down."""
     noxfile = (ROOT / "noxfile.py").read_text()
     image = re.search(r'^IMAGE = "([^"]+)"', noxfile, re.M)
-    registry = re.search(r'^REGISTRY = os\.environ\.get\("REGISTRY", "([^"]+)"\)', noxfile, re.M)
+    registry = re.search(r'^DEFAULT_REGISTRY = "([^"]+)"', noxfile, re.M)
     if not image or not registry:
         return ["noxfile.py: IMAGE or REGISTRY default not found"]
     facts: dict[str, dict[str, str]] = {"image name": {}, "registry": {}, "kind node image": {}}

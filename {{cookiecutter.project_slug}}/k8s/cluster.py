@@ -84,9 +84,7 @@ def parse_images(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, ref = pair.partition("=")
         if not sep or not name or not ref:
-            raise ClusterError(
-                f"--image {pair!r} is not NAME=REF, e.g. my-image=my-image:abc1234"
-            )
+            raise ClusterError(f"--image {pair!r} is not NAME=REF, e.g. my-image=my-image:abc1234")
         images[name] = ref
     return images
 

@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from {{ cookiecutter.package_name }}.config import TrainSettings
-from {{ cookiecutter.package_name }}.train import TrainResult, run
+from {{ cookiecutter.package_name }}.config import (
+    TrainSettings,
+)
+from {{ cookiecutter.package_name }}.train import (
+    TrainResult,
+    run,
+)
 
 
 @dataclass

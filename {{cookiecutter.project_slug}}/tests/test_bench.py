@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import bench
+from {{ cookiecutter.package_name }} import (
+    bench,
+)
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8000/predict
   1 threads and 8 connections

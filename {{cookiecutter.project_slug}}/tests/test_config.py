@@ -26,8 +26,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_train_the_bundled_data_into_a_local_sqlite_store() -> None:
     settings = load(TrainSettings)
     assert settings.mlflow_tracking_uri == "sqlite:///mlflow.db"
-    assert settings.mlflow_experiment_name == "{{ cookiecutter.project_slug }}"
-    assert settings.model_name == "{{ cookiecutter.project_slug }}"
+    project = "{{ cookiecutter.project_slug }}"
+    assert settings.mlflow_experiment_name == project
+    assert settings.model_name == project
     assert settings.model_type is ModelType("{{ cookiecutter.model }}")
     assert settings.data_path is None
     assert (settings.test_size, settings.random_seed) == (0.2, 42)

@@ -7,7 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.data import BUNDLED_SOURCE, DataError, load_dataset, split
+from {{ cookiecutter.package_name }}.data import (
+    BUNDLED_SOURCE,
+    DataError,
+    load_dataset,
+    split,
+)
 
 
 def write(path: Path, text: str) -> Path:

@@ -7,10 +7,18 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 
-from {{ cookiecutter.package_name }}.config import ModelType
-from {{ cookiecutter.package_name }}.evaluate import metrics
-from {{ cookiecutter.package_name }}.pipeline import build_pipeline
-from {{ cookiecutter.package_name }}.train import trusted_types
+from {{ cookiecutter.package_name }}.config import (
+    ModelType,
+)
+from {{ cookiecutter.package_name }}.evaluate import (
+    metrics,
+)
+from {{ cookiecutter.package_name }}.pipeline import (
+    build_pipeline,
+)
+from {{ cookiecutter.package_name }}.train import (
+    trusted_types,
+)
 
 
 def mixed_frame(rows: int = 120) -> tuple[pd.DataFrame, pd.Series]:

@@ -16,10 +16,23 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_iris
 
-from {{ cookiecutter.package_name }} import cli
-from {{ cookiecutter.package_name }}.config import ModelType, TrainSettings, load
-from {{ cookiecutter.package_name }}.pipeline import HYPERPARAMETERS
-from {{ cookiecutter.package_name }}.train import CHAMPION, TrainResult, export, run
+from {{ cookiecutter.package_name }} import (
+    cli,
+)
+from {{ cookiecutter.package_name }}.config import (
+    ModelType,
+    TrainSettings,
+    load,
+)
+from {{ cookiecutter.package_name }}.pipeline import (
+    HYPERPARAMETERS,
+)
+from {{ cookiecutter.package_name }}.train import (
+    CHAMPION,
+    TrainResult,
+    export,
+    run,
+)
 
 METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 

@@ -168,7 +168,8 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def our_server(model: Path) -> tuple[list[str], dict[str, str], str, int]:
     port = free_port()
-    command = [str(Path(sys.executable).with_name("{{ cookiecutter.package_name }}-serve"))]
+    script = "{{ cookiecutter.package_name }}-serve"
+    command = [str(Path(sys.executable).with_name(script))]
     env = child_env(MODEL_URI=str(model), HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="warning")
     return command, env, "/readyz", port
 

@@ -10,9 +10,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.config import ServeSettings
-from {{ cookiecutter.package_name }}.serve.app import create_app
-from {{ cookiecutter.package_name }}.serve.model import ServedModel, load_model
+from {{ cookiecutter.package_name }}.config import (
+    ServeSettings,
+)
+from {{ cookiecutter.package_name }}.serve.app import (
+    create_app,
+)
+from {{ cookiecutter.package_name }}.serve.model import (
+    ServedModel,
+    load_model,
+)
 
 
 @pytest.fixture(scope="session")

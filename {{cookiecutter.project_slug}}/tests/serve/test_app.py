@@ -11,9 +11,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_breast_cancer
 
-from {{ cookiecutter.package_name }}.config import ServeSettings
-from {{ cookiecutter.package_name }}.serve.app import ServingState, create_app
-from {{ cookiecutter.package_name }}.serve.model import ServedModel, load_model
+from {{ cookiecutter.package_name }}.config import (
+    ServeSettings,
+)
+from {{ cookiecutter.package_name }}.serve.app import (
+    ServingState,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.serve.model import (
+    ServedModel,
+    load_model,
+)
 
 FRAME = load_breast_cancer(as_frame=True).data
 

@@ -15,8 +15,12 @@ import yaml
 from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer
 
-from {{ cookiecutter.package_name }}.config import ModelType
-from {{ cookiecutter.package_name }}.pipeline import build_pipeline
+from {{ cookiecutter.package_name }}.config import (
+    ModelType,
+)
+from {{ cookiecutter.package_name }}.pipeline import (
+    build_pipeline,
+)
 from {{ cookiecutter.package_name }}.serve.model import (
     Feature,
     ModelLoadError,
@@ -24,7 +28,10 @@ from {{ cookiecutter.package_name }}.serve.model import (
     load_model,
     to_frame,
 )
-from {{ cookiecutter.package_name }}.train import CHAMPION, TrainResult
+from {{ cookiecutter.package_name }}.train import (
+    CHAMPION,
+    TrainResult,
+)
 
 FEATURES = list(load_breast_cancer(as_frame=True).data.columns)
 

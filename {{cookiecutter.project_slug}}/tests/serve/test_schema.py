@@ -6,9 +6,17 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.serve.errors import ApiError
-from {{ cookiecutter.package_name }}.serve.model import Feature
-from {{ cookiecutter.package_name }}.serve.schema import MAX_REPORTED_PROBLEMS, Validator, parse_json
+from {{ cookiecutter.package_name }}.serve.errors import (
+    ApiError,
+)
+from {{ cookiecutter.package_name }}.serve.model import (
+    Feature,
+)
+from {{ cookiecutter.package_name }}.serve.schema import (
+    MAX_REPORTED_PROBLEMS,
+    Validator,
+    parse_json,
+)
 
 DOUBLES = [Feature("a", "double"), Feature("b", "double")]
 MIXED = [

@@ -19,10 +19,18 @@ import pytest
 import uvicorn
 from sklearn.datasets import load_breast_cancer
 
-from {{ cookiecutter.package_name }} import cli
-from {{ cookiecutter.package_name }}.config import ServeSettings
-from {{ cookiecutter.package_name }}.serve import server as serve_server
-from {{ cookiecutter.package_name }}.serve.app import create_app
+from {{ cookiecutter.package_name }} import (
+    cli,
+)
+from {{ cookiecutter.package_name }}.config import (
+    ServeSettings,
+)
+from {{ cookiecutter.package_name }}.serve import (
+    server as serve_server,
+)
+from {{ cookiecutter.package_name }}.serve.app import (
+    create_app,
+)
 
 # Generous: a loaded 2-core CI runner may take many seconds to import scikit-learn.
 STARTUP_TIMEOUT = 120
@@ -75,7 +83,8 @@ def server(exported_model: Path, tmp_path: Path) -> Iterator[Server]:
         "PORT": str(port),
         "DRAIN_SECONDS": "30",
     }
-    serve_command = Path(sys.executable).with_name("{{ cookiecutter.package_name }}-serve")
+    script = "{{ cookiecutter.package_name }}-serve"
+    serve_command = Path(sys.executable).with_name(script)
     with log.open("wb") as sink:
         process = subprocess.Popen([serve_command], env=env, stdout=sink, stderr=sink)
     running = Server(process, port, log)
