@@ -238,6 +238,15 @@ def build(session: nox.Session) -> None:
         session.log(f"{image_ref(image)}: {info[0]['Size'] / 1e6:.0f} MB")
 
 
+@nox.session(python=False)
+def labels(session: nox.Session) -> None:
+    """Print the exported model's image labels as KEY=VALUE lines (for CI's build step)."""
+    if not (MODEL_DIR / "MLmodel").is_file():
+        session.error(f"no exported model in {MODEL_DIR.relative_to(ROOT)}/: run `nox -s train`")
+    for name, value in model_labels().items():
+        print(f"{name}={value}")  # stdout only: nox's own log goes to stderr
+
+
 def trivy_command(session: nox.Session) -> tuple[str, bool]:
     """trivy from PATH, else the pinned wheel in the session; and whether it is external."""
     if shutil.which("trivy"):
