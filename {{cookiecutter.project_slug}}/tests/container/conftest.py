@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .containers import Container, docker, start
+from .containers import Container, docker, ready
 
 HERE = Path(__file__).parent
 
@@ -50,20 +50,12 @@ def image_config(serve_image: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(serve_image: str) -> Iterator[Container]:
     """One ready serving container, shared by a module's read-only tests."""
-    container = start(serve_image)
-    try:
-        container.wait_ready()
+    with ready(serve_image) as container:
         yield container
-    finally:
-        docker("rm", "--force", container.id)
 
 
 @pytest.fixture
 def own_server(serve_image: str) -> Iterator[Container]:
     """A ready serving container for one test that may stop it."""
-    container = start(serve_image)
-    try:
-        container.wait_ready()
+    with ready(serve_image) as container:
         yield container
-    finally:
-        docker("rm", "--force", container.id)

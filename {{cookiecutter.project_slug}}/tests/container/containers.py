@@ -7,6 +7,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,3 +108,14 @@ def start(image: str, *options: str) -> Container:
     )
     address = docker("port", container_id, "8000/tcp").splitlines()[0]
     return Container(container_id, f"http://{address}")
+
+
+@contextmanager
+def ready(image: str, *options: str) -> Iterator[Container]:
+    """A container of `image` (see `start`) that answers /readyz; removed afterwards."""
+    container = start(image, *options)
+    try:
+        container.wait_ready()
+        yield container
+    finally:
+        docker("rm", "--force", container.id)
