@@ -1,6 +1,6 @@
 """Image checks of baked projects, with a real Docker engine and registry: build, smoke, scan
 and push round-trip through localhost:5000; the linters report nothing; the training image logs
-to a real MLflow server; a Python 3.11 bake builds and passes its smoke tests."""
+to a real MLflow server; a Python 3.11 random-forest bake builds and passes its smoke tests."""
 
 from __future__ import annotations
 
@@ -119,10 +119,11 @@ def test_training_image_logs_to_a_real_mlflow_server(trained_project: Path, pipe
     assert re.search(rf"registered {IMAGE} version 1 from run [0-9a-f]{{32}} \(READY\)", output)
 
 
-def test_python_311_bake_builds_and_passes_smoke(
+def test_python_311_tree_model_bake_builds_and_passes_smoke(
     tmp_path_factory: pytest.TempPathFactory, docker: str
 ) -> None:
-    project = bake(tmp_path_factory.mktemp("py311"), python_version="3.11")
+    # The other base, and a tree model: skops' trusted tree types through the stripped image.
+    project = bake(tmp_path_factory.mktemp("py311"), python_version="3.11", model="random_forest")
     git_init(project)
     nox(project, "train")
     output = nox(project, "build", "smoke")
