@@ -51,19 +51,19 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
-    """Bake a project and run its own lint, typecheck, tests and train sessions."""
+    """Run README command 1: bake, then the project's nox defaults, build and smoke."""
     pytest_session(session, "e2e")
 
 
 @nox.session(python=PYTHON)
 def images(session: nox.Session) -> None:
-    """Build, scan, smoke-test and push a baked project's images (needs Docker)."""
+    """Build, smoke-test (pod spec included), scan and push a baked project's images."""
     pytest_session(session, "docker and not delivery")
 
 
 @nox.session(python=PYTHON)
 def delivery(session: nox.Session) -> None:
-    """Check a baked project's manifests and workflows, and run its image as the pod spec says."""
+    """Check a baked project's manifests and workflows, with non-default answers."""
     pytest_session(session, "delivery")
 
 
