@@ -23,13 +23,17 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 
 
-def check_slug(value: str) -> str | None:
+def _dns_label(answer: str, value: str) -> str | None:
     if len(value) > 63 or not DNS_LABEL.match(value):
         return (
-            f"project_slug {value!r} is not a DNS-1123 label: use lowercase letters, "
+            f"{answer} {value!r} is not a DNS-1123 label: use lowercase letters, "
             "digits and '-', start with a letter, end with a letter or digit, at most 63 characters"
         )
     return None
+
+
+def check_slug(value: str) -> str | None:
+    return _dns_label("project_slug", value)
 
 
 def check_package(value: str) -> str | None:
@@ -84,12 +88,7 @@ def check_github_owner(value: str) -> str | None:
 
 
 def check_namespace(value: str) -> str | None:
-    if len(value) > 63 or not DNS_LABEL.match(value):
-        return (
-            f"k8s_namespace {value!r} is not a DNS-1123 label: "
-            "use lowercase letters, digits and '-', start with a letter, at most 63 characters"
-        )
-    return None
+    return _dns_label("k8s_namespace", value)
 
 
 def _positive_int(name: str, value: str) -> tuple[int | None, str | None]:
