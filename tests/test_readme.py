@@ -22,9 +22,14 @@ def readme_commands() -> list[str]:
     return block.strip().splitlines()
 
 
+# Each command starts in a fresh virtualenv: a system Python may refuse `pip install` (PEP 668).
+VENV = "python3 -m venv .venv && . .venv/bin/activate && "
+
+
 def split_install(command: str) -> tuple[list[str], str]:
     """(`pip install` arguments, the rest of the command)."""
-    install, rest = command.split(" && ", 1)
+    assert command.startswith(VENV), command
+    install, rest = command.removeprefix(VENV).split(" && ", 1)
     words = shlex.split(install)
     assert words[:2] == ["pip", "install"], install
     return words[2:], rest
@@ -61,7 +66,7 @@ def checkout_copy(destination: Path) -> Path:
 
 
 def test_readme_command_one_runs_the_main_job_end_to_end(tmp_path: Path, docker: str) -> None:
-    # The session already installed the README's pins (checked above); run the rest as written.
+    # The session's venv already has the README's pins (checked above); run the rest as written.
     _, rest = split_install(readme_commands()[0])
     checkout = checkout_copy(tmp_path / "checkout")
     run(["bash", "-euo", "pipefail", "-c", rest], checkout, project_env(), timeout=2400)
