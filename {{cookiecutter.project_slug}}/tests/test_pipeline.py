@@ -11,6 +11,7 @@ from {{ cookiecutter.package_name }}.config import (
     ModelType,
 )
 from {{ cookiecutter.package_name }}.evaluate import (
+    Holdout,
     metrics,
 )
 from {{ cookiecutter.package_name }}.pipeline import (
@@ -51,7 +52,7 @@ def test_every_model_handles_gaps_and_unseen_categories(model_type: ModelType) -
     proba = model.predict_proba(unseen)
     assert proba.shape == (2, 2)
     assert list(model.classes_) == ["no", "yes"]
-    assert metrics(model, x, y)["accuracy"] > 0.8
+    assert metrics(Holdout.of(model, x, y))["accuracy"] > 0.8
     assert TRUSTED[model_type] <= set(trusted_types(model))
 
 
@@ -65,7 +66,7 @@ def test_categorical_columns_are_one_hot_encoded() -> None:
 def test_multiclass_metrics_are_macro_and_one_vs_rest() -> None:
     x, y = load_iris(return_X_y=True, as_frame=True)
     model = build_pipeline(ModelType.LOGISTIC_REGRESSION, x, seed=0).fit(x, y)
-    scores = metrics(model, x, y)
+    scores = metrics(Holdout.of(model, x, y))
     assert set(scores) == {"accuracy", "f1", "roc_auc", "log_loss"}
     assert scores["f1"] > 0.9
     assert scores["roc_auc"] > 0.95

@@ -6,38 +6,36 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and in CI
 
-import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
-from sklearn.pipeline import Pipeline
+
+from .evaluate import Holdout
 
 
-def confusion_matrix(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> Figure:
+def confusion_matrix(holdout: Holdout) -> Figure:
     """The test-set confusion matrix, counts per (true, predicted) class."""
     figure = Figure(figsize=(5, 4.5), layout="constrained")
     ax = figure.add_subplot()
     ConfusionMatrixDisplay.from_predictions(
-        y_test, model.predict(x_test), labels=model.classes_, ax=ax, colorbar=False
+        holdout.y_true, holdout.predicted, labels=holdout.classes, ax=ax, colorbar=False
     )
     ax.set_title("Confusion matrix (test set)")
     return figure
 
 
-def roc_curve(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> Figure:
+def roc_curve(holdout: Holdout) -> Figure:
     """The test-set ROC curve; one curve per class (one-vs-rest) when multiclass."""
     figure = Figure(figsize=(5, 4.5), layout="constrained")
     ax = figure.add_subplot()
-    classes = model.classes_
-    proba = np.asarray(model.predict_proba(x_test))
+    y_true, proba, classes = holdout.y_true, holdout.proba, holdout.classes
     if len(classes) == 2:
         RocCurveDisplay.from_predictions(
-            y_test, proba[:, 1], pos_label=classes[1], name=f"class {classes[1]}", ax=ax
+            y_true, proba[:, 1], pos_label=classes[1], name=f"class {classes[1]}", ax=ax
         )
     else:
         for index, label in enumerate(classes):
             RocCurveDisplay.from_predictions(
-                y_test == label, proba[:, index], name=f"class {label} vs rest", ax=ax
+                y_true == label, proba[:, index], name=f"class {label} vs rest", ax=ax
             )
     ax.set_title("ROC curve (test set)")
     return figure

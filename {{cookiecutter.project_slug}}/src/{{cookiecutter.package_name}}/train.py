@@ -63,17 +63,16 @@ def run(settings: TrainSettings) -> TrainResult:
     parts = data.split(dataset, settings.test_size, settings.random_seed)
     model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed)
     model.fit(parts.x_train, parts.y_train)
-    scores = evaluate.metrics(model, parts.x_test, parts.y_test)
+    holdout = evaluate.Holdout.of(model, parts.x_test, parts.y_test)  # predicted once
+    scores = evaluate.metrics(holdout)
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     experiment = mlflow.set_experiment(settings.mlflow_experiment_name)
     with mlflow.start_run(experiment_id=experiment.experiment_id) as active:
         mlflow.log_params(_params(settings, dataset))
         mlflow.log_metrics(scores)
-        mlflow.log_figure(
-            plots.confusion_matrix(model, parts.x_test, parts.y_test), "plots/confusion_matrix.png"
-        )
-        mlflow.log_figure(plots.roc_curve(model, parts.x_test, parts.y_test), "plots/roc_curve.png")
+        mlflow.log_figure(plots.confusion_matrix(holdout), "plots/confusion_matrix.png")
+        mlflow.log_figure(plots.roc_curve(holdout), "plots/roc_curve.png")
         _log_inputs(dataset, parts)
         info = _log_model(model, parts, settings.model_name)
     version = str(info.registered_model_version)
