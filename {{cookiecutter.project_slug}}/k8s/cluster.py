@@ -34,6 +34,8 @@ CLUSTER = "{{ cookiecutter.project_slug }}"
 NAMESPACE = "{{ cookiecutter.k8s_namespace }}"
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
 TRAIN_JOB = "{{ cookiecutter.project_slug }}-train"
+# The serving pods, as the Deployment labels them (k8s/base/deployment.yaml).
+SERVING_PODS = f"app.kubernetes.io/name={DEPLOYMENT},app.kubernetes.io/component=serving"
 PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name, not a password
 INSTALL = {
     "kind": "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
@@ -227,18 +229,8 @@ def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) 
 
 def ready_pods() -> list[str]:
     """Names of the serving pods whose Ready condition is True."""
-    pods = json.loads(
-        kubectl(
-            "-n",
-            NAMESPACE,
-            "get",
-            "pods",
-            "-l",
-            f"app.kubernetes.io/name={DEPLOYMENT},app.kubernetes.io/component=serving",
-            "-o",
-            "json",
-        )
-    )["items"]
+    listing = kubectl("-n", NAMESPACE, "get", "pods", "-l", SERVING_PODS, "-o", "json")
+    pods = json.loads(listing)["items"]
     return [
         pod["metadata"]["name"]
         for pod in pods
@@ -265,18 +257,7 @@ def scale(replicas: int, timeout: float = 300) -> list[str]:
             raise ClusterError(f"only {len(ready)} of {replicas} pods ready after {timeout:.0f}s")
         time.sleep(3)
     print(f"{len(ready)} ready (autoscaler bounds {replicas}..{ceiling}):")
-    print(
-        kubectl(
-            "-n",
-            NAMESPACE,
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/component=serving",
-            "-o",
-            "wide",
-        )
-    )
+    print(kubectl("-n", NAMESPACE, "get", "pods", "-l", SERVING_PODS, "-o", "wide"))
     return ready
 
 
