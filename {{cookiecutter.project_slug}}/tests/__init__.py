@@ -1,0 +1,1 @@
+"""The project's tests; folders mirror src/ and tools/."""

@@ -1,0 +1,1 @@
+"""Operations code: programs the nox sessions run (kept out of the images)."""
