@@ -68,7 +68,7 @@ def git(*args: str) -> str | None:
 def lint(session: nox.Session) -> None:
     """Lint and format-check the code with ruff."""
     install(session)
-    args = session.posargs or ["src", "tests", "k8s", "noxfile.py"]
+    args = session.posargs or ["src", "tests", "k8s", "tools", "noxfile.py"]
     session.run("ruff", "check", *args)
     session.run("ruff", "format", "--check", *args)
 
@@ -519,6 +519,21 @@ def manifests(session: nox.Session) -> None:
         "check-jsonschema", "--builtin-schema", "vendor.dependabot", ".github/dependabot.yml"
     )
     session.run("actionlint", *WORKFLOWS)
+
+
+# The rehearsal drives Docker through its SDK; pinned here as only that session uses it.
+REHEARSAL_TOOLS = ["docker==7.1.0", "pyyaml==6.0.4"]
+
+
+@nox.session(python=PYTHON)
+def rehearse(session: nox.Session) -> None:
+    """Run every workload of the kind overlay on Docker under its own limits (no cluster)."""
+    session.install(*REHEARSAL_TOOLS)
+    for image in DOCKERFILES:
+        require_image(session, image_ref(image))
+    images = [f"--image={image}={image_ref(image)}" for image in DOCKERFILES]
+    overlay = session.posargs or ["k8s/overlays/kind"]
+    session.run("python", "-m", "tools.rehearsal", *overlay, *images, env={"PYTHONUNBUFFERED": "1"})
 
 
 def cluster(session: nox.Session, *args: str) -> None:
