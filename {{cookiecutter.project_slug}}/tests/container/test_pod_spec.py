@@ -1,9 +1,10 @@
 """Run the serving image under exactly the settings of the rendered kind Deployment.
 
-The `docker run` flags are derived from `kubectl kustomize k8s/overlays/kind` (user and group,
-read-only root, capabilities, no privilege escalation, CPU and memory limits, env and ConfigMap
-env, port, emptyDir -> tmpfs), never written by hand, so a manifest change that would break the
-pod breaks this test first. Run by `nox -s smoke` (which sets SERVE_IMAGE).
+The `docker run` flags are derived from `kubectl kustomize k8s/overlays/kind` through the same
+reading the rehearsal uses (tools/pod_spec.py: user and group, read-only root, capabilities, no
+privilege escalation, CPU and memory limits with no swap, env and ConfigMap env, port, emptyDir
+-> tmpfs), never written by hand, so a manifest change that would break the pod breaks this test
+first. Run by `nox -s smoke` (which sets SERVE_IMAGE).
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ from typing import Any
 import pytest
 import yaml
 
+from tools.pod_spec import (
+    Container,
+    Doc,
+    plan,
+)
+
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
-Doc = dict[str, Any]
 
 
 def need(tool: str) -> str:
@@ -64,66 +70,32 @@ def rendered() -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def quantity_bytes(value: str) -> int:
-    """A Kubernetes memory quantity (128974848, 129M, 123Mi, 1Gi) in bytes."""
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
-    for suffix, factor in units.items():
-        if value.endswith(suffix):
-            return int(float(value[: -len(suffix)]) * factor)
-    return int(value)
-
-
-def quantity_cpus(value: str) -> str:
-    """A Kubernetes CPU quantity ('500m', '1', '1.5') as docker's --cpus value."""
-    return str(int(value[:-1]) / 1000) if value.endswith("m") else str(float(value))
-
-
-def pod_settings(docs: list[Doc]) -> tuple[Doc, Doc]:
-    """(pod spec, serving container) of the serving Deployment."""
-    [deployment] = [
-        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == DEPLOYMENT
-    ]
-    pod = deployment["spec"]["template"]["spec"]
-    return pod, pod["containers"][0]
+def serving(docs: list[Doc]) -> Container:
+    """The serving Deployment's container, as the rehearsal reads it (tools/pod_spec.py)."""
+    [workload] = [w for w in plan(docs).workloads if w.title == f"Deployment/{DEPLOYMENT}"]
+    return workload.container
 
 
 def docker_run_args(docs: list[Doc]) -> list[str]:
     """The `docker run` options that reproduce the serving container's pod settings."""
-    pod, container = pod_settings(docs)
-    security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
-    args = ["--user", f"{security['runAsUser']}:{security['runAsGroup']}"]
-    if security.get("readOnlyRootFilesystem"):
-        args.append("--read-only")
-    if security.get("allowPrivilegeEscalation") is False:
-        args += ["--security-opt", "no-new-privileges"]
-    capabilities = security.get("capabilities", {})
-    args += [f"--cap-drop={cap}" for cap in capabilities.get("drop", [])]
-    args += [f"--cap-add={cap}" for cap in capabilities.get("add", [])]
-    limits = container["resources"]["limits"]
-    args += [
-        "--memory",
-        str(quantity_bytes(limits["memory"])),
-        "--cpus",
-        quantity_cpus(limits["cpu"]),
-    ]
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        name = source["configMapRef"]["name"]
-        [configmap] = [
-            d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name
-        ]
-        env.update(configmap["data"])
-    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
-    for key, value in sorted(env.items()):
+    spec = serving(docs)
+    args = ["--user", spec.user] if spec.user else []
+    args += ["--read-only"] if spec.read_only else []
+    args += ["--security-opt", "no-new-privileges"] if spec.no_new_privileges else []
+    args += [f"--cap-drop={cap}" for cap in spec.cap_drop]
+    args += [f"--cap-add={cap}" for cap in spec.cap_add]
+    if spec.memory is not None:
+        args += ["--memory", str(spec.memory), "--memory-swap", str(spec.memory)]
+    if spec.nano_cpus is not None:
+        args += ["--cpus", str(spec.nano_cpus / 1e9)]
+    for key, value in sorted(spec.environment.items()):
         args += ["--env", f"{key}={value}"]
-    for port in container["ports"]:
-        args += ["--publish", f"127.0.0.1::{port['containerPort']}"]
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for mount in container.get("volumeMounts", []):
-        empty_dir = volumes[mount["name"]].get("emptyDir")
-        assert empty_dir is not None, f"volume {mount['name']} is not an emptyDir: map it here"
-        size = quantity_bytes(empty_dir.get("sizeLimit", "64Mi"))
-        args += ["--tmpfs", f"{mount['mountPath']}:rw,size={size},mode=1777"]
+    for port in spec.ports.values():
+        args += ["--publish", f"127.0.0.1::{port}"]
+    for mount in spec.mounts:
+        assert mount.kind == "tmpfs", f"{mount.target} is a {mount.kind}: map it here"
+        size = f",size={mount.size}" if mount.size else ""
+        args += ["--tmpfs", f"{mount.target}:rw,mode=1777{size}"]
     return args
 
 
@@ -175,7 +147,7 @@ def pod(rendered: list[Doc], docker_cli: str) -> Iterator[tuple[str, str]]:
 
 
 def rendered_port(docs: list[Doc]) -> int:
-    return int(pod_settings(docs)[1]["ports"][0]["containerPort"])
+    return next(iter(serving(docs).ports.values()))
 
 
 def logs(docker_cli: str, container: str) -> str:
@@ -189,7 +161,7 @@ def test_run_args_come_from_the_manifest(rendered: list[Doc]) -> None:
     args = docker_run_args(rendered)
     assert args[:2] == ["--user", "10001:10001"]
     assert {"--read-only", "--cap-drop=ALL", "no-new-privileges"} <= set(args)
-    assert any(a.startswith("/tmp:rw,size=") for a in args)  # noqa: S108 - the pod's tmpfs
+    assert any(a.startswith("/tmp:rw,mode=1777,size=") for a in args)  # noqa: S108 - the pod's tmpfs
     assert "MODEL_URI=/app/model" in args
 
 
@@ -197,19 +169,18 @@ def test_pod_becomes_ready_on_its_probe_paths(
     pod: tuple[str, str], rendered: list[Doc], docker_cli: str
 ) -> None:
     container, base = pod
-    _, spec = pod_settings(rendered)
-    startup = spec["startupProbe"]
-    attempts = startup["periodSeconds"] * startup["failureThreshold"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        path = spec[probe]["httpGet"]["path"]
-        assert wait_for(base + path, attempts) == 200, (
-            f"{probe} {path}\n{logs(docker_cli, container)}"
+    probes = serving(rendered).probes
+    startup = probes["startup"]
+    attempts = int(startup.period * startup.failure_threshold)
+    for kind, probe in probes.items():
+        assert wait_for(base + probe.path, attempts) == 200, (
+            f"{kind} probe {probe.path}\n{logs(docker_cli, container)}"
         )
 
 
 def test_pod_answers_predict(pod: tuple[str, str], rendered: list[Doc], docker_cli: str) -> None:
     container, base = pod
-    readiness = pod_settings(rendered)[1]["readinessProbe"]["httpGet"]["path"]
+    readiness = serving(rendered).probes["readiness"].path
     assert wait_for(base + readiness, 60) == 200, logs(docker_cli, container)
     status, metadata = get(f"{base}/metadata")
     assert status == 200, metadata
@@ -222,8 +193,7 @@ def test_pod_stops_cleanly_within_its_grace_period(
     pod: tuple[str, str], rendered: list[Doc], docker_cli: str
 ) -> None:
     container, _ = pod
-    spec, _ = pod_settings(rendered)
-    grace = spec["terminationGracePeriodSeconds"]
+    grace = int(serving(rendered).grace_seconds)
     subprocess.run(
         [docker_cli, "stop", "--time", str(grace), container], check=True, capture_output=True
     )
