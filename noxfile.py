@@ -12,7 +12,7 @@ nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
-nox.options.sessions = ["lint", "unit", "e2e", "images", "delivery"]
+nox.options.sessions = ["lint", "unit", "e2e", "images", "rehearsal", "delivery"]
 
 ROOT = Path(__file__).parent
 TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Check answer validation and bake every option combination."""
-    pytest_session(session, "not e2e and not docker and not delivery")
+    pytest_session(session, "not e2e and not docker and not delivery and not rehearsal")
 
 
 @nox.session(python=PYTHON)
@@ -59,6 +59,12 @@ def e2e(session: nox.Session) -> None:
 def images(session: nox.Session) -> None:
     """Build, smoke-test (pod spec included), scan and push a baked project's images."""
     pytest_session(session, "docker and not delivery")
+
+
+@nox.session(python=PYTHON)
+def rehearsal(session: nox.Session) -> None:
+    """Run every workload of baked kind overlays on Docker, under their own limits."""
+    pytest_session(session, "rehearsal")
 
 
 @nox.session(python=PYTHON)

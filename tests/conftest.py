@@ -13,6 +13,15 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 DEFAULT_SLUG = "ml-service"
+# Non-default answers for every name and count that reaches manifests and workflows.
+CUSTOM_ANSWERS = {
+    "project_name": "Fraud Scorer",
+    "image_name": "fraud-api",
+    "image_registry": "registry.example.com/risk",
+    "k8s_namespace": "risk-prod",
+    "replicas": "3",
+    "max_replicas": "7",
+}
 
 
 def bake(output_dir: Path, **answers: str) -> Path:

@@ -13,23 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TEMPLATE, bake, nox, run
+from tests.conftest import CUSTOM_ANSWERS, TEMPLATE, bake, nox, run
 
 pytestmark = pytest.mark.delivery
-
-CUSTOM = {
-    "project_name": "Fraud Scorer",
-    "image_name": "fraud-api",
-    "image_registry": "registry.example.com/risk",
-    "k8s_namespace": "risk-prod",
-    "replicas": "3",
-    "max_replicas": "7",
-}
 
 
 @pytest.fixture(scope="module")
 def custom_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bake(tmp_path_factory.mktemp("custom"), **CUSTOM)
+    return bake(tmp_path_factory.mktemp("custom"), **CUSTOM_ANSWERS)
 
 
 def render(project: Path, overlay: str) -> list[dict[str, Any]]:

@@ -1,0 +1,87 @@
+"""The kind overlay of baked projects, run on Docker under exactly what it declares.
+
+No cluster can run here, so each bake's `nox -s rehearse` plays kubelet and kube-proxy with the
+Docker SDK: every Deployment and Job of the rendered overlay with its own limits, probes,
+volumes and Services, the training Job against the in-cluster MLflow, then scaled to the
+autoscaler's ceiling. The last test breaks the MLflow server the way MLflow 3.17's defaults do
+and checks that the rehearsal fails on it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CUSTOM_ANSWERS, bake, git_init, nox, project_env
+
+pytestmark = pytest.mark.rehearsal
+
+JOB_EXECUTION_OFF = """            - name: MLFLOW_SERVER_ENABLE_JOB_EXECUTION
+              value: "false"
+"""
+
+
+@pytest.fixture(scope="module")
+def built_default(trained_project: Path, docker: str) -> Path:
+    nox(trained_project, "build")
+    return trained_project
+
+
+@pytest.fixture(scope="module")
+def built_custom(tmp_path_factory: pytest.TempPathFactory, docker: str) -> Path:
+    project = bake(tmp_path_factory.mktemp("custom"), **CUSTOM_ANSWERS)
+    git_init(project)
+    nox(project, "train", "build")
+    return project
+
+
+def check_rehearsal(output: str, slug: str, floor: int, ceiling: int) -> None:
+    """Every phase of the rehearsal happened, with the answered names and replica counts."""
+    print("\n".join(line for line in output.splitlines() if line.startswith("peak memory")))
+    assert f"Deployment/{slug}: {floor} replica(s) started" in output
+    assert f"Job/{slug}-train: complete after" in output
+    assert re.search(rf"^champion: {re.escape(slug)} version \d+$", output, re.MULTILINE)
+    assert re.search(r"^Service/mlflow via port-forward \(Host localhost:\d+\): 200$", output, re.M)
+    assert re.search(rf"ready: Deployment/{re.escape(slug)} x{floor}, Deployment/mlflow x1", output)
+    assert f"predictions through http://{slug}:80" in output
+    assert f"Deployment/{slug}: scaled to {ceiling}, all ready" in output
+    [spread] = re.findall(rf"Service/{re.escape(slug)} spread /predict over its pods: (.*)", output)
+    assert spread.count(":") == ceiling, spread
+    for workload in (f"Deployment/{slug}", "Deployment/mlflow", f"Job/{slug}-train"):
+        assert re.search(rf"peak memory {re.escape(workload)}: \d+ MiB of \d+ MiB", output)
+    assert "rehearsal passed" in output
+
+
+def test_default_bake_runs_its_kind_overlay_under_its_own_limits(built_default: Path) -> None:
+    check_rehearsal(nox(built_default, "rehearse"), "ml-service", floor=2, ceiling=5)
+
+
+def test_custom_answers_run_their_kind_overlay_under_its_own_limits(built_custom: Path) -> None:
+    replicas, ceiling = int(CUSTOM_ANSWERS["replicas"]), int(CUSTOM_ANSWERS["max_replicas"])
+    check_rehearsal(nox(built_custom, "rehearse"), "fraud-scorer", replicas, ceiling)
+
+
+def test_rehearsal_fails_when_mlflow_starts_its_job_workers(built_default: Path) -> None:
+    """MLflow 3.17's default job workers under the 1Gi limit: an OOM kill, and a red rehearsal."""
+    manifest = built_default / "k8s" / "overlays" / "kind" / "mlflow.yaml"
+    original = manifest.read_text()
+    assert JOB_EXECUTION_OFF in original
+    manifest.write_text(original.replace(JOB_EXECUTION_OFF, ""))
+    try:
+        result = subprocess.run(
+            ["nox", "--non-interactive", "-s", "rehearse"],
+            cwd=built_default,
+            env=project_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        manifest.write_text(original)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert re.search(r"rehearsal failed: .*OOM.*mlflow", output), output[-3000:]
