@@ -30,11 +30,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import yaml
@@ -154,7 +153,9 @@ class Pod:
 class Rehearsal:
     """The overlay's workloads on one Docker network, watched until they are proven or fail."""
 
-    def __init__(self, client: docker.DockerClient, the_plan: Plan, log: Any = print) -> None:
+    def __init__(
+        self, client: docker.DockerClient, the_plan: Plan, log: Callable[[str], None] = print
+    ) -> None:
         self.client, self.plan, self.log = client, the_plan, log
         self.run_id = f"rehearsal-{uuid.uuid4().hex[:8]}"
         self.pods: list[Pod] = []
@@ -418,7 +419,7 @@ class Rehearsal:
         return "?"
 
     # ---- phases -------------------------------------------------------------------------------
-    def wait(self, what: str, done: Any, deadline: float) -> None:
+    def wait(self, what: str, done: Callable[[], bool], deadline: float) -> None:
         end = time.monotonic() + deadline
         while not done():
             if time.monotonic() > end:
@@ -435,9 +436,7 @@ class Rehearsal:
             pod = self.start(workload, failures)
             remaining = deadline - (time.monotonic() - started)
             self.wait(
-                f"{workload.title} (activeDeadlineSeconds)",
-                lambda p=pod: p in self.finished,
-                remaining,
+                f"{workload.title} (activeDeadlineSeconds)", self.finished_check(pod), remaining
             )
             code = pod.container.attrs["State"]["ExitCode"]
             if code == 0:
@@ -452,6 +451,9 @@ class Rehearsal:
             while time.monotonic() < pause_until:
                 self.tick()
                 time.sleep(TICK)
+
+    def finished_check(self, pod: Pod) -> Callable[[], bool]:
+        return lambda: pod in self.finished
 
     def scale(self, workload: Workload, replicas: int) -> None:
         have = [p for p in self.pods if p.workload is workload]
@@ -629,10 +631,11 @@ def rehearse(the_plan: Plan, client: docker.DockerClient, scale_to: int | None) 
         report(seen)
         if problems:
             raise Failed("; ".join(problems))
-    except Failed:
+    except Failed as failure:
         report(rehearsal.pods + rehearsal.finished)
-        for pod in rehearsal.pods:
-            if pod.container.attrs["State"]["Status"] != "running" or not pod.ready:
+        for pod in rehearsal.pods + rehearsal.finished:
+            running = pod.container.attrs["State"]["Status"] == "running"
+            if pod.name in str(failure) or not running or not pod.ready:
                 print(f"--- {pod.name} (last lines) ---\n{tail(pod.container)}")
         raise
     finally:
