@@ -78,7 +78,10 @@ def relock(session: nox.Session) -> None:
         project = Path(out) / "ml-service"
         session.chdir(project)
         session.run("uv", "lock", *session.posargs)
+        # What each locked distribution installs, for the package-name rule.
+        session.run("uv", "sync", "--frozen", "--all-extras", "--all-groups")
         session.chdir(ROOT)
+        session.run("python", "hooks/locked_imports.py", str(project))
         lock = (project / "uv.lock").read_text()
         templated = lock.replace(
             '\nname = "ml-service"\n', '\nname = "{{ cookiecutter.project_slug }}"\n'
