@@ -226,9 +226,21 @@ def test_the_next_steps_print_the_name_as_given(tmp_path: Path) -> None:
 
 
 @pytest.mark.delivery
-def test_the_longest_slug_passes_the_manifest_checks(tmp_path: Path) -> None:
+def test_the_longest_names_pass_the_manifest_checks(tmp_path: Path) -> None:
+    """Kubernetes validation, policy and YAML lint hold with every name at its bound."""
     slug = "s" * validation.MAX_SLUG
-    project = bake(tmp_path, project_slug=slug)
+    registry = "registry.example.com:65535/" + "r" * 40
+    image = "i" * (validation.MAX_IMAGE_REFERENCE - len(registry) - len("/-train"))
+    project = bake(
+        tmp_path,
+        project_slug=slug,
+        k8s_namespace="n" * 63,
+        github_owner="o" * 39,
+        image_registry=registry,
+        image_name=image,
+        max_replicas="1000",
+        replicas="1000",
+    )
     nox(project, "manifests")
     job = (project / "k8s" / "overlays" / "kind" / "train-job.yaml").read_text()
     assert f"name: {slug}-train" in job

@@ -305,10 +305,13 @@ def test_the_longest_slug_leaves_room_for_every_derived_name() -> None:
     assert f"over {validation.MAX_SLUG}" in message
 
 
-def test_image_references_fit_in_255() -> None:
-    registry = "registry.example.com/" + "/".join(["team"] * 40)
-    assert validation.check_image_reference(registry, "x" * 60) is not None
-    assert validation.check_image_reference("ghcr.io/jane-doe", "ml-service") is None
+def test_image_references_are_bounded() -> None:
+    registry = "registry.example.com/team"
+    fits = "x" * (validation.MAX_IMAGE_REFERENCE - len(registry) - len("/-train"))
+    assert validation.check_image_reference(registry, fits) is None
+    message = validation.check_image_reference(registry, fits + "x")
+    assert message is not None
+    assert f"within {validation.MAX_IMAGE_REFERENCE}" in message
 
 
 @pytest.mark.parametrize(
