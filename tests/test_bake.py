@@ -302,6 +302,8 @@ INVALID = [
     ({"project_name": "two\nlines"}, "project_name"),
     ({"description": "tab\there"}, "description"),
     ({"author_name": "bell\x07"}, "author_name"),
+    # Past cookiecutter.json's check (as `--replay` is): the pre-generation hook still refuses.
+    ({"__answers_checked": "", "replicas": "0"}, "replicas"),
 ]
 
 
