@@ -59,11 +59,11 @@ JINJA_OPENERS = ("{{", "{%", "{#")
 NOT_ONE_LINE = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
-def _dns_label(answer: str, value: str, longest: int = 63) -> str | None:
-    if len(value) > longest or not DNS_LABEL.match(value):
+def _dns_label(answer: str, value: str) -> str | None:
+    if len(value) > 63 or not DNS_LABEL.match(value):
         return (
-            f"{answer} {value!r} is not a DNS-1123 label: use lowercase letters, digits and "
-            f"'-', start with a letter, end with a letter or digit, at most {longest} characters"
+            f"{answer} {value!r} is not a DNS-1123 label: use lowercase letters, "
+            "digits and '-', start with a letter, end with a letter or digit, at most 63 characters"
         )
     return None
 

@@ -269,6 +269,7 @@ def cookiecutter_cli(output: Path, *answers: str) -> subprocess.CompletedProcess
 INVALID = [
     ({"project_slug": "ML Service"}, "project_slug"),
     ({"project_slug": "9lives"}, "project_slug"),
+    ({"project_slug": "../outside"}, "project_slug"),
     ({"project_slug": "s" * (validation.MAX_SLUG + 1)}, "project_slug"),
     ({"package_name": "class"}, "package_name"),
     ({"package_name": "json"}, "package_name"),
