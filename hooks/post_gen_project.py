@@ -9,9 +9,11 @@ UNUSED = {
 for name in UNUSED.get("{{ cookiecutter.license }}", []):
     Path(name).unlink()
 
+PROJECT_NAME = {{ cookiecutter.project_name | py_str }}
+
 print(
-    """
-{{ cookiecutter.project_name }} is ready in ./{{ cookiecutter.project_slug }}. Next:
+    PROJECT_NAME
+    + """ is ready in ./{{ cookiecutter.project_slug }}. Next:
 
   cd {{ cookiecutter.project_slug }}
   git init -b main && git add -A && git commit -m "Start from mlops-docker"

@@ -1,14 +1,7 @@
-"""Reject answers that would break the project later, before anything is written.
+"""Refuse bad answers again: `cookiecutter --replay` skips cookiecutter.json's check.
 
-The rules are in hooks/validation.py; cookiecutter renders their verdict into
-this script through the `answer_errors` filter. Only the first problem is shown:
-later ones are mostly echoes of it (a bad slug makes a bad package name too).
+The rules are in hooks/validation.py. Rendering this script runs them (the
+`refuse_bad_answers` filter), so a bad answer stops cookiecutter with one line
+before the script runs; when they pass, it renders to nothing and does nothing.
 """
-
-import sys
-
-PROBLEMS: list[str] = {{ cookiecutter | answer_errors | jsonify }}
-
-if PROBLEMS:
-    print(f"ERROR: {PROBLEMS[0]}", file=sys.stderr)
-    sys.exit(1)
+# {{ cookiecutter | refuse_bad_answers }}
