@@ -1,6 +1,7 @@
 """Project rules for rendered manifests that generic scanners don't know (`nox -s manifests`).
 
     python k8s/checks.py rendered OVERLAY.yaml...   # serving rules on `kubectl kustomize` output
+    python k8s/checks.py workloads RENDERED.yaml... # image pins and pod labels only (hpa-load)
     python k8s/checks.py consistency                # names agree across noxfile, k8s/, workflows
     python k8s/checks.py kubernetes-version         # of the pinned kind node image, e.g. 1.37.0
 
@@ -19,6 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
+PART_OF = "app.kubernetes.io/part-of"
+WORKLOADS = {"Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet", "Pod"}
+ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 PRESTOP_SLEEP_MAX = 30
 Doc = dict[str, Any]
 
@@ -37,21 +41,56 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
 
 
-def containers(doc: Doc) -> list[Doc]:
+def pod_template(doc: Doc) -> Doc:
+    """The pod (metadata and spec) a workload runs; a Pod is its own template."""
     spec = doc["spec"]
-    pod = (
-        spec["jobTemplate"]["spec"]["template"]["spec"]
-        if "jobTemplate" in spec
-        else (spec["template"]["spec"] if "template" in spec else spec)
-    )
+    if "jobTemplate" in spec:
+        return dict(spec["jobTemplate"]["spec"]["template"])
+    return dict(spec["template"]) if "template" in spec else doc
+
+
+def containers(doc: Doc) -> list[Doc]:
+    pod = pod_template(doc)["spec"]
     return [*pod.get("initContainers", []), *pod.get("containers", [])]
+
+
+def label_problems(docs: list[Doc]) -> list[str]:
+    """Every pod carries the project's part-of label, so `kubectl logs -l` finds all of them."""
+    problems = []
+    for doc in docs:
+        if doc["kind"] not in WORKLOADS:
+            continue
+        labels = pod_template(doc).get("metadata", {}).get("labels", {})
+        if labels.get(PART_OF) != DEPLOYMENT:
+            problems.append(
+                f"{doc['kind']}/{doc['metadata']['name']}: pod template label {PART_OF}="
+                f"{labels.get(PART_OF)!r}, want {DEPLOYMENT!r} (kustomize labels includeTemplates)"
+            )
+    return problems
+
+
+def workload_problems(docs: list[Doc]) -> list[str]:
+    """Rules for every workload: pinned images and the project's pod labels."""
+    return [*image_problems(docs), *label_problems(docs)]
+
+
+def namespace_problems(docs: list[Doc]) -> list[str]:
+    """Pod Security admission is pinned to the kind node's minor, never `latest`."""
+    major, minor, _ = kubernetes_version().split(".")
+    wanted = f"v{major}.{minor}"
+    return [
+        f"Namespace/{doc['metadata']['name']}: pod-security enforce-version {found!r}, "
+        f"want {wanted!r} (the kind node image's minor)"
+        for doc in find(docs, "Namespace")
+        if (found := doc["metadata"].get("labels", {}).get(ENFORCE_VERSION)) != wanted
+    ]
 
 
 def image_problems(docs: list[Doc]) -> list[str]:
     """Every image has an explicit tag or digest, never `latest`."""
     problems = []
     for doc in docs:
-        if doc["kind"] not in {"Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet", "Pod"}:
+        if doc["kind"] not in WORKLOADS:
             continue
         for c in containers(doc):
             image = c["image"]
@@ -215,10 +254,16 @@ def main(argv: Sequence[str]) -> int:
         failed = 0
         for path in map(Path, args):
             docs = load([path])
-            failed |= report(
-                [*image_problems(docs), *serving_problems(docs)], f"{path} serving rules"
-            )
+            problems = [
+                *workload_problems(docs),
+                *serving_problems(docs),
+                *namespace_problems(docs),
+            ]
+            failed |= report(problems, f"{path} serving rules, pod labels, pod security")
         return failed
+    if command == "workloads" and args:
+        problems = [p for path in map(Path, args) for p in workload_problems(load([path]))]
+        return report(problems, "image pins and pod labels")
     if command == "consistency":
         return report(consistency_problems(), "image name, registry and kind node image agree")
     if command == "kubernetes-version":
