@@ -525,6 +525,7 @@ def manifests(session: nox.Session) -> None:
     session.run("python", "k8s/checks.py", "rendered", *rendered)
     session.run("python", "k8s/checks.py", "workloads", load)
     session.run("python", "k8s/checks.py", "consistency")
+    session.run("python", "k8s/checks.py", "delivery")
     checkov = ["checkov", "--quiet", "--compact", "--skip-download"]
     session.run(*checkov, "--framework", "kubernetes", "-d", str(RENDERED))
     session.run(*checkov, "--framework", "dockerfile", "-f", "Dockerfile", "-f", "Dockerfile.train")

@@ -3,6 +3,7 @@
     python k8s/checks.py rendered OVERLAY.yaml...   # serving rules on `kubectl kustomize` output
     python k8s/checks.py workloads RENDERED.yaml... # image pins and pod labels only (hpa-load)
     python k8s/checks.py consistency                # names agree across noxfile, k8s/, workflows
+    python k8s/checks.py delivery                   # scan before push, least-privilege jobs
     python k8s/checks.py kubernetes-version         # of the pinned kind node image, e.g. 1.37.0
 
 Each problem is one line naming the resource, the value found and the value wanted.
@@ -229,6 +230,73 @@ def consistency_problems() -> list[str]:
     return problems
 
 
+def kubectl_problems() -> list[str]:
+    """The kubectl helm/kind-action installs is the kind node's version."""
+    wanted = f"v{kubernetes_version()}"
+    found = workflow_env("delivery.yml").get("KUBECTL_VERSION")
+    if found != wanted:
+        return [f"delivery.yml KUBECTL_VERSION is {found!r}, want the kind node's {wanted!r}"]
+    return []
+
+
+# Scopes that let a job publish or vouch for an image.
+WRITE_SCOPES = {"packages", "id-token", "attestations"}
+TRIVY = "aquasecurity/trivy-action"
+PUSH_COMMANDS = ("docker push", "cosign sign", "cosign attest", "imagetools create")
+
+
+def runs_third_party_code(step: Doc) -> bool:
+    """Training, Dockerfile builds (their RUN steps install packages) and scanners."""
+    uses, run = step.get("uses", ""), step.get("run", "")
+    return uses.startswith((TRIVY, "docker/build-push-action")) or "nox " in run
+
+
+def pushes(step: Doc) -> bool:
+    uses, run = step.get("uses", ""), step.get("run", "")
+    pushed = uses.startswith("docker/build-push-action") and step.get("with", {}).get("push")
+    attests = uses.startswith("actions/attest")
+    return bool(pushed) or attests or any(command in run for command in PUSH_COMMANDS)
+
+
+def is_gate(step: Doc) -> bool:
+    """A trivy step that fails the job on findings (trivy.yaml's exit-code unless set to 0)."""
+    settings = step.get("with", {})
+    return step.get("uses", "").startswith(TRIVY) and str(settings.get("exit-code", "1")) != "0"
+
+
+def needed(jobs: dict[str, Doc], name: str) -> set[str]:
+    """Every job `name` waits for, directly or through others."""
+    direct = jobs[name].get("needs", [])
+    found = set([direct] if isinstance(direct, str) else direct)
+    for job in list(found):
+        found |= needed(jobs, job)
+    return found
+
+
+def delivery_problems() -> list[str]:
+    """Nothing is pushed, signed or attested before the scan gate, and no job both runs
+    third-party code and holds a write scope (see delivery.yml's header)."""
+    jobs: dict[str, Doc] = yaml.safe_load(
+        (ROOT / ".github" / "workflows" / "delivery.yml").read_text()
+    )["jobs"]
+    gates = {name for name, job in jobs.items() if any(map(is_gate, job.get("steps", [])))}
+    problems = [] if gates else ["delivery.yml: no job runs a trivy gate"]
+    for name, job in jobs.items():
+        steps = job.get("steps", [])
+        scopes = {k for k, v in job.get("permissions", {}).items() if v == "write"}
+        if scopes & WRITE_SCOPES and any(map(runs_third_party_code, steps)):
+            problems.append(
+                f"delivery.yml job {name}: runs third-party code and holds "
+                f"{sorted(scopes & WRITE_SCOPES)} write; split it"
+            )
+        if any(map(pushes, steps)) and (name in gates or not gates <= needed(jobs, name)):
+            problems.append(
+                f"delivery.yml job {name}: pushes, signs or attests without waiting for the "
+                f"scan gate in {sorted(gates)}"
+            )
+    return problems
+
+
 def kubernetes_version() -> str:
     """The Kubernetes version of the kind node image, e.g. '1.37.0' for kindest/node:v1.37.0@..."""
     image = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"][0]["image"]
@@ -265,7 +333,10 @@ def main(argv: Sequence[str]) -> int:
         problems = [p for path in map(Path, args) for p in workload_problems(load([path]))]
         return report(problems, "image pins and pod labels")
     if command == "consistency":
-        return report(consistency_problems(), "image name, registry and kind node image agree")
+        problems = [*consistency_problems(), *kubectl_problems()]
+        return report(problems, "image name, registry, kind node image and kubectl agree")
+    if command == "delivery":
+        return report(delivery_problems(), "delivery pushes only after the scan gate")
     if command == "kubernetes-version":
         print(kubernetes_version())
         return 0
