@@ -1,7 +1,8 @@
 """A bounded HTTP load for the autoscaler demo, run in the serving image inside the cluster.
 
 TARGET is the serving Service's URL; LOAD_WORKERS threads POST the model's own example (from
-/metadata) to /predict for LOAD_SECONDS. It exits 1 if no request succeeded.
+/metadata), repeated LOAD_BATCH times per request so the server does real work, to /predict for
+LOAD_SECONDS. It exits 1 if no request succeeded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import Counter
 TARGET = os.environ["TARGET"].rstrip("/")
 SECONDS = float(os.environ.get("LOAD_SECONDS", "240"))
 WORKERS = int(os.environ.get("LOAD_WORKERS", "16"))
+BATCH = int(os.environ.get("LOAD_BATCH", "100"))
 
 
 def post(path: str, body: bytes) -> int:
@@ -29,12 +31,13 @@ def post(path: str, body: bytes) -> int:
 
 
 def example() -> bytes:
-    """The request body the server itself offers as an example, once it answers."""
+    """The server's own example, BATCH times in one request body, once the server answers."""
     end = time.monotonic() + 60
     while True:
         try:
             with urllib.request.urlopen(f"{TARGET}/metadata", timeout=5) as answer:  # noqa: S310
-                return json.dumps(json.load(answer)["example"]).encode()
+                instances = json.load(answer)["example"]["instances"]
+                return json.dumps({"instances": instances * BATCH}).encode()
         except OSError as error:
             if time.monotonic() > end:
                 sys.exit(f"{TARGET}/metadata did not answer: {error}")
