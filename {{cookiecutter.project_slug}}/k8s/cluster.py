@@ -376,6 +376,15 @@ def replicas(hpa: dict[str, Any]) -> int:
     return int(hpa.get("status", {}).get("currentReplicas", 0))
 
 
+def cpu_utilization(hpa: dict[str, Any]) -> int | None:
+    """The CPU utilization the autoscaler last measured (% of requests), None before metrics."""
+    for metric in hpa.get("status", {}).get("currentMetrics") or []:
+        current = metric.get("resource", {}).get("current", {})
+        if metric.get("resource", {}).get("name") == "cpu" and "averageUtilization" in current:
+            return int(current["averageUtilization"])
+    return None
+
+
 def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: float = 600) -> None:
     """Show the autoscaler at work: an in-cluster load Job drives it above its floor and back."""
     require("kubectl")
@@ -384,9 +393,7 @@ def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: flo
     floor, ceiling = int(spec.get("minReplicas", 1)), int(spec["maxReplicas"])
     if floor >= ceiling:
         raise ClusterError(f"the autoscaler's floor {floor} is its ceiling: `scale` it lower first")
-    wait_for_autoscaler(
-        "CPU metrics", lambda h: bool(h.get("status", {}).get("currentMetrics")), 300
-    )
+    wait_for_autoscaler("CPU metrics", lambda h: cpu_utilization(h) is not None, 300)
     wait_for_autoscaler(f"its floor of {floor}", lambda h: replicas(h) == floor, down_timeout)
     kubectl("-n", NAMESPACE, "delete", "job", LOAD_JOB, "--ignore-not-found")
     kubectl("apply", "-k", str(write_kustomization(images, pull_secret=False, source=LOAD)))
@@ -394,7 +401,10 @@ def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: flo
         hpa = wait_for_autoscaler(
             f"more than {floor} replicas", lambda h: replicas(h) > floor, up_timeout
         )
-        print(f"under load: {replicas(hpa)} replicas (floor {floor}, ceiling {ceiling})")
+        print(
+            f"under load: {replicas(hpa)} replicas at {cpu_utilization(hpa)}% CPU "
+            f"(floor {floor}, ceiling {ceiling})"
+        )
     except ClusterError as error:
         raise ClusterError(
             f"{error}; load job: {job_outcome(get_json('job', LOAD_JOB)) or 'running'}"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -91,3 +92,19 @@ def test_a_refused_connection_is_one_line_naming_the_url(cluster: ModuleType) ->
     assert message.startswith(f"{url}: ")
     assert "refused" in message.lower()
     assert "\n" not in message
+
+
+def test_cpu_utilization_waits_for_a_measurement(cluster: ModuleType) -> None:
+    def hpa(*metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"status": {"currentReplicas": 3, "currentMetrics": list(metrics)}}
+
+    unknown: dict[str, Any] = {"type": "Resource", "resource": {"name": "cpu", "current": {}}}
+    measured: dict[str, Any] = {
+        "type": "Resource",
+        "resource": {"name": "cpu", "current": {"averageUtilization": 134}},
+    }
+    assert cluster.cpu_utilization({"status": {}}) is None
+    assert cluster.cpu_utilization({"status": {"currentMetrics": None}}) is None
+    assert cluster.cpu_utilization(hpa(unknown)) is None
+    assert cluster.cpu_utilization(hpa(unknown, measured)) == 134
+    assert cluster.replicas(hpa(measured)) == 3
