@@ -7,6 +7,9 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -458,3 +461,58 @@ def test_cluster_tool_shows_kubectls_own_error(default_project: Path, tmp_path: 
     assert result.stderr.startswith("error: kubectl port-forward svc/ml-service exited 1: ")
     assert "kind-ml-service" in result.stderr  # kubectl names the context it cannot find
     assert "Traceback" not in result.stderr
+
+
+# The template CI's delivery job and .ci/run start this registry (as for the images tier).
+REGISTRY = "localhost:5000"
+
+
+def registry_digest(repository: str, tag: str) -> str:
+    """The manifest digest the registry serves for `tag`."""
+    host, _, name = repository.partition("/")
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{tag}",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - http:// we built
+        return str(answer.headers["Docker-Content-Digest"])
+
+
+@pytest.mark.docker
+def test_publish_steps_push_one_digest_under_every_tag(
+    default_project: Path, docker: str, tmp_path: Path
+) -> None:
+    """The publish job's own shell steps, run against a real registry: the commit tag is pushed
+    first and gives the digest the later steps sign and deploy; the human tags are that digest."""
+    repository = f"{REGISTRY}/delivery-test/{uuid.uuid4().hex[:12]}"
+    tags = [f"{repository}:main", f"{repository}:1.2.3", f"{repository}:sha-0123abc"]
+    (tmp_path / "stamp").write_text(repository)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY stamp /stamp\n")
+    run([docker, "build", "--quiet", *(f"--tag={tag}" for tag in tags), "."], tmp_path)
+    image_dir = tmp_path / "build" / "image"
+    image_dir.mkdir(parents=True)
+    (image_dir / "tags").write_text("\n".join(tags) + "\n")
+    outputs = tmp_path / "github-output"
+    outputs.touch()
+    env = project_env(IMAGE_DIR="build/image", IMAGE="serve", GITHUB_OUTPUT=str(outputs))
+    steps = {s["name"]: s for s in workflow_of(default_project)["jobs"]["publish"]["steps"]}
+    try:
+        run(["bash", "-e", "-c", steps["Push the commit tag"]["run"]], tmp_path, env)
+        values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+        digest = registry_digest(repository, "sha-0123abc")
+        assert values["serve"] == values["ref"] == f"{repository}@{digest}"
+        assert values["repository"] == repository
+        with pytest.raises(urllib.error.HTTPError):  # no human tag before signing
+            registry_digest(repository, "main")
+        run(
+            ["bash", "-e", "-c", steps["Add the human tags (branch, version)"]["run"]],
+            tmp_path,
+            env,
+        )
+        assert {registry_digest(repository, tag) for tag in ("main", "1.2.3")} == {digest}
+    finally:
+        run([docker, "image", "rm", *tags], tmp_path)
