@@ -1,7 +1,9 @@
 """Project rules for rendered manifests that generic scanners don't know (`nox -s manifests`).
 
     python k8s/checks.py rendered OVERLAY.yaml...   # serving rules on `kubectl kustomize` output
+    python k8s/checks.py workloads RENDERED.yaml... # image pins and pod labels only (hpa-load)
     python k8s/checks.py consistency                # names agree across noxfile, k8s/, workflows
+    python k8s/checks.py delivery                   # scan before push, least-privilege jobs
     python k8s/checks.py kubernetes-version         # of the pinned kind node image, e.g. 1.37.0
 
 Each problem is one line naming the resource, the value found and the value wanted.
@@ -19,6 +21,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
+PART_OF = "app.kubernetes.io/part-of"
+WORKLOADS = {"Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet", "Pod"}
+ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 PRESTOP_SLEEP_MAX = 30
 Doc = dict[str, Any]
 
@@ -37,21 +42,56 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
 
 
-def containers(doc: Doc) -> list[Doc]:
+def pod_template(doc: Doc) -> Doc:
+    """The pod (metadata and spec) a workload runs; a Pod is its own template."""
     spec = doc["spec"]
-    pod = (
-        spec["jobTemplate"]["spec"]["template"]["spec"]
-        if "jobTemplate" in spec
-        else (spec["template"]["spec"] if "template" in spec else spec)
-    )
+    if "jobTemplate" in spec:
+        return dict(spec["jobTemplate"]["spec"]["template"])
+    return dict(spec["template"]) if "template" in spec else doc
+
+
+def containers(doc: Doc) -> list[Doc]:
+    pod = pod_template(doc)["spec"]
     return [*pod.get("initContainers", []), *pod.get("containers", [])]
+
+
+def label_problems(docs: list[Doc]) -> list[str]:
+    """Every pod carries the project's part-of label, so `kubectl logs -l` finds all of them."""
+    problems = []
+    for doc in docs:
+        if doc["kind"] not in WORKLOADS:
+            continue
+        labels = pod_template(doc).get("metadata", {}).get("labels", {})
+        if labels.get(PART_OF) != DEPLOYMENT:
+            problems.append(
+                f"{doc['kind']}/{doc['metadata']['name']}: pod template label {PART_OF}="
+                f"{labels.get(PART_OF)!r}, want {DEPLOYMENT!r} (kustomize labels includeTemplates)"
+            )
+    return problems
+
+
+def workload_problems(docs: list[Doc]) -> list[str]:
+    """Rules for every workload: pinned images and the project's pod labels."""
+    return [*image_problems(docs), *label_problems(docs)]
+
+
+def namespace_problems(docs: list[Doc]) -> list[str]:
+    """Pod Security admission is pinned to the kind node's minor, never `latest`."""
+    major, minor, _ = kubernetes_version().split(".")
+    wanted = f"v{major}.{minor}"
+    return [
+        f"Namespace/{doc['metadata']['name']}: pod-security enforce-version {found!r}, "
+        f"want {wanted!r} (the kind node image's minor)"
+        for doc in find(docs, "Namespace")
+        if (found := doc["metadata"].get("labels", {}).get(ENFORCE_VERSION)) != wanted
+    ]
 
 
 def image_problems(docs: list[Doc]) -> list[str]:
     """Every image has an explicit tag or digest, never `latest`."""
     problems = []
     for doc in docs:
-        if doc["kind"] not in {"Deployment", "Job", "CronJob", "StatefulSet", "DaemonSet", "Pod"}:
+        if doc["kind"] not in WORKLOADS:
             continue
         for c in containers(doc):
             image = c["image"]
@@ -190,6 +230,73 @@ def consistency_problems() -> list[str]:
     return problems
 
 
+def kubectl_problems() -> list[str]:
+    """The kubectl helm/kind-action installs is the kind node's version."""
+    wanted = f"v{kubernetes_version()}"
+    found = workflow_env("delivery.yml").get("KUBECTL_VERSION")
+    if found != wanted:
+        return [f"delivery.yml KUBECTL_VERSION is {found!r}, want the kind node's {wanted!r}"]
+    return []
+
+
+# Scopes that let a job publish or vouch for an image.
+WRITE_SCOPES = {"packages", "id-token", "attestations"}
+TRIVY = "aquasecurity/trivy-action"
+PUSH_COMMANDS = ("docker push", "cosign sign", "cosign attest", "imagetools create")
+
+
+def runs_third_party_code(step: Doc) -> bool:
+    """Training, Dockerfile builds (their RUN steps install packages) and scanners."""
+    uses, run = step.get("uses", ""), step.get("run", "")
+    return uses.startswith((TRIVY, "docker/build-push-action")) or "nox " in run
+
+
+def pushes(step: Doc) -> bool:
+    uses, run = step.get("uses", ""), step.get("run", "")
+    pushed = uses.startswith("docker/build-push-action") and step.get("with", {}).get("push")
+    attests = uses.startswith("actions/attest")
+    return bool(pushed) or attests or any(command in run for command in PUSH_COMMANDS)
+
+
+def is_gate(step: Doc) -> bool:
+    """A trivy step that fails the job on findings (trivy.yaml's exit-code unless set to 0)."""
+    settings = step.get("with", {})
+    return step.get("uses", "").startswith(TRIVY) and str(settings.get("exit-code", "1")) != "0"
+
+
+def needed(jobs: dict[str, Doc], name: str) -> set[str]:
+    """Every job `name` waits for, directly or through others."""
+    direct = jobs[name].get("needs", [])
+    found = set([direct] if isinstance(direct, str) else direct)
+    for job in list(found):
+        found |= needed(jobs, job)
+    return found
+
+
+def delivery_problems() -> list[str]:
+    """Nothing is pushed, signed or attested before the scan gate, and no job both runs
+    third-party code and holds a write scope (see delivery.yml's header)."""
+    jobs: dict[str, Doc] = yaml.safe_load(
+        (ROOT / ".github" / "workflows" / "delivery.yml").read_text()
+    )["jobs"]
+    gates = {name for name, job in jobs.items() if any(map(is_gate, job.get("steps", [])))}
+    problems = [] if gates else ["delivery.yml: no job runs a trivy gate"]
+    for name, job in jobs.items():
+        steps = job.get("steps", [])
+        scopes = {k for k, v in job.get("permissions", {}).items() if v == "write"}
+        if scopes & WRITE_SCOPES and any(map(runs_third_party_code, steps)):
+            problems.append(
+                f"delivery.yml job {name}: runs third-party code and holds "
+                f"{sorted(scopes & WRITE_SCOPES)} write; split it"
+            )
+        if any(map(pushes, steps)) and (name in gates or not gates <= needed(jobs, name)):
+            problems.append(
+                f"delivery.yml job {name}: pushes, signs or attests without waiting for the "
+                f"scan gate in {sorted(gates)}"
+            )
+    return problems
+
+
 def kubernetes_version() -> str:
     """The Kubernetes version of the kind node image, e.g. '1.37.0' for kindest/node:v1.37.0@..."""
     image = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"][0]["image"]
@@ -215,12 +322,21 @@ def main(argv: Sequence[str]) -> int:
         failed = 0
         for path in map(Path, args):
             docs = load([path])
-            failed |= report(
-                [*image_problems(docs), *serving_problems(docs)], f"{path} serving rules"
-            )
+            problems = [
+                *workload_problems(docs),
+                *serving_problems(docs),
+                *namespace_problems(docs),
+            ]
+            failed |= report(problems, f"{path} serving rules, pod labels, pod security")
         return failed
+    if command == "workloads" and args:
+        problems = [p for path in map(Path, args) for p in workload_problems(load([path]))]
+        return report(problems, "image pins and pod labels")
     if command == "consistency":
-        return report(consistency_problems(), "image name, registry and kind node image agree")
+        problems = [*consistency_problems(), *kubectl_problems()]
+        return report(problems, "image name, registry, kind node image and kubectl agree")
+    if command == "delivery":
+        return report(delivery_problems(), "delivery pushes only after the scan gate")
     if command == "kubernetes-version":
         print(kubernetes_version())
         return 0

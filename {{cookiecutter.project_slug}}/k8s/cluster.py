@@ -2,6 +2,7 @@
 
     python k8s/cluster.py deploy --image NAME=REF [--image ...] [--load] [--pull-secret]
     python k8s/cluster.py scale N
+    python k8s/cluster.py autoscale --image NAME=REF   # in-cluster load: HPA out and back in
     python k8s/cluster.py undeploy
 
 Only the standard library, so it runs from any Python with kind, kubectl and docker on PATH.
@@ -23,17 +24,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KIND_CONFIG = ROOT / "k8s" / "kind-config.yaml"
 OVERLAY = ROOT / "k8s" / "overlays" / "kind"
-GENERATED = ROOT / "build" / "k8s" / "kind"
+LOAD = ROOT / "k8s" / "hpa-load"
+GENERATED = ROOT / "build" / "k8s"
 CLUSTER = "{{ cookiecutter.project_slug }}"
 NAMESPACE = "{{ cookiecutter.k8s_namespace }}"
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
 TRAIN_JOB = "{{ cookiecutter.project_slug }}-train"
+LOAD_JOB = "{{ cookiecutter.project_slug }}-load"
+# kind has no metrics server; the autoscaler needs one (pinned release, kubelets self-signed).
+METRICS_SERVER = (
+    "https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.8.1/components.yaml"
+)
 # The serving pods, as the Deployment labels them (k8s/base/deployment.yaml).
 SERVING_PODS = f"app.kubernetes.io/name={DEPLOYMENT},app.kubernetes.io/component=serving"
 PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name, not a password
@@ -105,13 +113,14 @@ def image_entry(name: str, ref: str) -> dict[str, str]:
     )
 
 
-def write_kustomization(images: dict[str, str], pull_secret: bool) -> Path:
-    """Wrap the kind overlay with the given images (and pull secret) in build/k8s/kind."""
-    GENERATED.mkdir(parents=True, exist_ok=True)
+def write_kustomization(images: dict[str, str], pull_secret: bool, source: Path = OVERLAY) -> Path:
+    """Wrap `source` with the given images (and pull secret) in build/k8s/<source's name>."""
+    directory = GENERATED / source.name
+    directory.mkdir(parents=True, exist_ok=True)
     kustomization: dict[str, object] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [os.path.relpath(OVERLAY, GENERATED)],
+        "resources": [os.path.relpath(source, directory)],
         "images": [image_entry(name, ref) for name, ref in images.items()],
     }
     if pull_secret:
@@ -124,8 +133,8 @@ def write_kustomization(images: dict[str, str], pull_secret: bool) -> Path:
             }
         ]
     # JSON is YAML: kustomize reads it as is.
-    (GENERATED / "kustomization.yaml").write_text(json.dumps(kustomization, indent=2) + "\n")
-    return GENERATED
+    (directory / "kustomization.yaml").write_text(json.dumps(kustomization, indent=2) + "\n")
+    return directory
 
 
 def create_pull_secret() -> None:
@@ -148,6 +157,23 @@ def create_pull_secret() -> None:
     kubectl("apply", "-f", "-", stdin=json.dumps(secret))
 
 
+def wait_for_listener(
+    proc: subprocess.Popen[bytes], port: int, what: str, timeout: float = 20
+) -> None:
+    """Return once `proc` accepts connections on loopback `port`; if it exits, raise its stderr."""
+    end = time.monotonic() + timeout
+    while proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise ClusterError(f"nothing listens on port {port} after {timeout:.0f}s") from None
+            time.sleep(0.2)
+    stderr = proc.stderr.read().decode().strip() if proc.stderr else ""
+    raise ClusterError(f"{what} exited {proc.returncode}: {stderr or 'no error output'}")
+
+
 @contextlib.contextmanager
 def port_forward(service: str, port: int) -> Iterator[str]:
     """`kubectl port-forward` to a Service on a free local port; yield its base URL."""
@@ -155,10 +181,14 @@ def port_forward(service: str, port: int) -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         local = probe.getsockname()[1]
     args = ["kubectl", "--context", f"kind-{CLUSTER}", "-n", NAMESPACE, "port-forward"]
+    # stdout (a line per connection) is not read, so it must not fill a pipe; stderr is the error.
     proc = subprocess.Popen(  # noqa: S603
-        [*args, f"svc/{service}", f"{local}:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*args, f"svc/{service}", f"{local}:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
+        wait_for_listener(proc, local, f"kubectl port-forward svc/{service}")
         yield f"http://127.0.0.1:{local}"
     finally:
         proc.terminate()
@@ -173,6 +203,9 @@ def http(url: str, body: object | None = None, timeout: float = 5) -> tuple[int,
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+    except OSError as error:  # refused, reset, timed out: one line naming the URL
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        raise ClusterError(f"{url}: {reason}") from None
 
 
 def smoke_test(deadline: float = 60) -> None:
@@ -184,7 +217,7 @@ def smoke_test(deadline: float = 60) -> None:
                 status, body = http(f"{base}/readyz")
                 if status == 200:
                     break
-            except OSError as error:  # the forward is still starting
+            except ClusterError as error:  # the forward is still starting
                 status, body = 0, str(error)
             if time.monotonic() > end:
                 raise ClusterError(
@@ -201,6 +234,40 @@ def smoke_test(deadline: float = 60) -> None:
         if status != 200 or "predictions" not in body:
             raise ClusterError(f"/predict answered {status}: {body[:500]}")
         print(f"/predict -> {body[:200]}")
+
+
+def job_outcome(job: dict[str, Any]) -> str | None:
+    """'complete', 'failed: <reason> <message>', or None while the Job still runs."""
+    for condition in job.get("status", {}).get("conditions", []):
+        if condition.get("status") != "True":
+            continue
+        if condition["type"] == "Complete":
+            return "complete"
+        if condition["type"] == "Failed":
+            return f"failed: {condition.get('reason', '')} {condition.get('message', '')}".strip()
+    return None
+
+
+def wait_for_job(name: str, timeout: float = 600) -> None:
+    """Wait until the Job completes; fail at once when it fails (with its last log lines)."""
+    end = time.monotonic() + timeout
+    while (outcome := job_outcome(get_json("job", name))) is None:
+        if time.monotonic() > end:
+            raise ClusterError(f"job/{name} neither completed nor failed within {timeout:.0f}s")
+        time.sleep(3)
+    if outcome != "complete":
+        try:
+            logs = kubectl("-n", NAMESPACE, "logs", f"job/{name}", "--tail=20").strip()
+        except ClusterError as error:
+            logs = str(error)
+        raise ClusterError(f"job/{name} {outcome}; its last log lines:\n{logs}")
+    print(f"job/{name} complete")
+
+
+def get_json(kind: str, name: str) -> dict[str, Any]:
+    """One object of the namespace, as kubectl prints it in JSON."""
+    found: dict[str, Any] = json.loads(kubectl("-n", NAMESPACE, "get", kind, name, "-o", "json"))
+    return found
 
 
 def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) -> None:
@@ -220,9 +287,7 @@ def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) 
     kubectl("apply", "-k", str(directory))
     kubectl("-n", NAMESPACE, "rollout", "status", "deployment/mlflow", "--timeout=300s")
     kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{DEPLOYMENT}", "--timeout=300s")
-    kubectl(
-        "-n", NAMESPACE, "wait", "--for=condition=complete", f"job/{TRAIN_JOB}", "--timeout=600s"
-    )
+    wait_for_job(TRAIN_JOB)
     smoke_test()
     print(kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide"))
 
@@ -261,6 +326,95 @@ def scale(replicas: int, timeout: float = 300) -> list[str]:
     return ready
 
 
+def ensure_metrics_server() -> None:
+    """Install metrics-server unless the metrics API is served already; wait until it is ready."""
+    try:
+        kubectl("get", "apiservice", "v1beta1.metrics.k8s.io")
+        print("metrics API present")
+        return
+    except ClusterError:
+        pass
+    kubectl("apply", "-f", METRICS_SERVER)
+    insecure = [
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/args/-",
+            "value": "--kubelet-insecure-tls",  # kind's kubelets serve self-signed certificates
+        }
+    ]
+    kube_system = ("-n", "kube-system")
+    kubectl(
+        *kube_system,
+        "patch",
+        "deployment",
+        "metrics-server",
+        "--type=json",
+        "-p",
+        json.dumps(insecure),
+    )
+    kubectl(*kube_system, "rollout", "status", "deployment/metrics-server", "--timeout=180s")
+
+
+def wait_for_autoscaler(
+    what: str, done: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """Poll the serving autoscaler until `done(hpa)`; return it, or fail naming `what`."""
+    end = time.monotonic() + timeout
+    while not done(hpa := get_json("hpa", DEPLOYMENT)):
+        if time.monotonic() > end:
+            status = hpa.get("status", {})
+            raise ClusterError(
+                f"the autoscaler did not reach {what} within {timeout:.0f}s: "
+                f"{status.get('currentReplicas')} current, "
+                f"{status.get('desiredReplicas')} desired, metrics {status.get('currentMetrics')}"
+            )
+        time.sleep(5)
+    return hpa
+
+
+def replicas(hpa: dict[str, Any]) -> int:
+    return int(hpa.get("status", {}).get("currentReplicas", 0))
+
+
+def cpu_utilization(hpa: dict[str, Any]) -> int | None:
+    """The CPU utilization the autoscaler last measured (% of requests), None before metrics."""
+    for metric in hpa.get("status", {}).get("currentMetrics") or []:
+        current = metric.get("resource", {}).get("current", {})
+        if metric.get("resource", {}).get("name") == "cpu" and "averageUtilization" in current:
+            return int(current["averageUtilization"])
+    return None
+
+
+def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: float = 600) -> None:
+    """Show the autoscaler at work: an in-cluster load Job drives it above its floor and back."""
+    require("kubectl")
+    ensure_metrics_server()
+    spec = get_json("hpa", DEPLOYMENT)["spec"]
+    floor, ceiling = int(spec.get("minReplicas", 1)), int(spec["maxReplicas"])
+    if floor >= ceiling:
+        raise ClusterError(f"the autoscaler's floor {floor} is its ceiling: `scale` it lower first")
+    wait_for_autoscaler("CPU metrics", lambda h: cpu_utilization(h) is not None, 300)
+    wait_for_autoscaler(f"its floor of {floor}", lambda h: replicas(h) == floor, down_timeout)
+    kubectl("-n", NAMESPACE, "delete", "job", LOAD_JOB, "--ignore-not-found")
+    kubectl("apply", "-k", str(write_kustomization(images, pull_secret=False, source=LOAD)))
+    try:
+        hpa = wait_for_autoscaler(
+            f"more than {floor} replicas", lambda h: replicas(h) > floor, up_timeout
+        )
+        print(
+            f"under load: {replicas(hpa)} replicas at {cpu_utilization(hpa)}% CPU "
+            f"(floor {floor}, ceiling {ceiling})"
+        )
+    except ClusterError as error:
+        raise ClusterError(
+            f"{error}; load job: {job_outcome(get_json('job', LOAD_JOB)) or 'running'}"
+        ) from None
+    finally:
+        kubectl("-n", NAMESPACE, "delete", "job", LOAD_JOB, "--ignore-not-found", "--wait=false")
+    wait_for_autoscaler(f"its floor of {floor} again", lambda h: replicas(h) == floor, down_timeout)
+    print(f"load gone: back to {floor} replicas")
+
+
 def undeploy() -> None:
     """Delete the kind cluster (and with it everything deployed)."""
     require("kind")
@@ -290,6 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = commands.add_parser("scale", help="set the replica floor and wait for N ready pods")
     count.add_argument("replicas", type=int)
     commands.add_parser("smoke", help="predict through a port-forward to the Service")
+    load = commands.add_parser(
+        "autoscale", help="install metrics-server, load the Service, watch the autoscaler"
+    )
+    load.add_argument("--image", action="append", default=[], metavar="NAME=REF", required=True)
     commands.add_parser("undeploy", help="delete the kind cluster")
     args = parser.parse_args(argv)
     try:
@@ -300,9 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "smoke":
             require("kubectl")
             smoke_test()
+        elif args.command == "autoscale":
+            autoscale(parse_images(args.image))
         else:
             undeploy()
-    except ClusterError as error:
+    except (ClusterError, OSError, subprocess.SubprocessError) as error:
+        # Refused connections, timeouts, a kubectl that hangs: one line, no traceback.
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
