@@ -150,7 +150,14 @@ def test_template_ci_runs_every_root_session() -> None:
     """The template repository's own workflow runs the sessions `nox` runs here."""
     workflow = template_ci()
     job = workflow["jobs"]["nox"]
-    assert job["strategy"]["matrix"]["session"] == ["lint", "unit", "e2e", "images", "delivery"]
+    assert job["strategy"]["matrix"]["session"] == [
+        "lint",
+        "unit",
+        "e2e",
+        "images",
+        "rehearsal",
+        "delivery",
+    ]
     assert workflow["permissions"] == {}
     for job in workflow["jobs"].values():
         assert "timeout-minutes" in job
