@@ -2,9 +2,9 @@
 
 No cluster can run here, so each bake's `nox -s rehearse` plays kubelet and kube-proxy with the
 Docker SDK: every Deployment and Job of the rendered overlay with its own limits, probes,
-volumes and Services, the training Job against the in-cluster MLflow, then scaled to the
-autoscaler's ceiling. The last test breaks the MLflow server the way MLflow 3.17's defaults do
-and checks that the rehearsal fails on it.
+volumes and Services, the training Job against the in-cluster MLflow, the autoscaler demo's
+load Job against the serving Service, then scaled to the autoscaler's ceiling. The last test
+breaks the MLflow server the way MLflow 3.17's defaults do and checks that the rehearsal fails.
 """
 
 from __future__ import annotations
@@ -47,10 +47,15 @@ def check_rehearsal(output: str, slug: str, floor: int, ceiling: int) -> None:
     assert re.search(r"^Service/mlflow via port-forward \(Host localhost:\d+\): 200$", output, re.M)
     assert re.search(rf"ready: Deployment/{re.escape(slug)} x{floor}, Deployment/mlflow x1", output)
     assert f"predictions through http://{slug}:80" in output
+    # The autoscaler demo's load ran against the floor replicas and got answers.
+    assert re.search(
+        rf"Job/{re.escape(slug)}-load said: \d+ requests in \d+s: \{{'200': \d+", output
+    )
     assert f"Deployment/{slug}: scaled to {ceiling}, all ready" in output
     [spread] = re.findall(rf"Service/{re.escape(slug)} spread /predict over its pods: (.*)", output)
     assert spread.count(":") == ceiling, spread
-    for workload in (f"Deployment/{slug}", "Deployment/mlflow", f"Job/{slug}-train"):
+    workloads = (f"Deployment/{slug}", "Deployment/mlflow", f"Job/{slug}-train", f"Job/{slug}-load")
+    for workload in workloads:
         assert re.search(rf"peak memory {re.escape(workload)}: \d+ MiB of \d+ MiB", output)
     assert "rehearsal passed" in output
 

@@ -552,7 +552,8 @@ def rehearse(session: nox.Session) -> None:
     for image in DOCKERFILES:
         require_image(session, image_ref(image))
     images = [f"--image={image}={image_ref(image)}" for image in DOCKERFILES]
-    overlay = session.posargs or ["k8s/overlays/kind"]
+    # The kind overlay, then the autoscaler demo's load against it, as `deploy` and `autoscale`.
+    overlay = session.posargs or ["k8s/overlays/kind", "k8s/hpa-load"]
     session.run("python", "-m", "tools.rehearsal", *overlay, *images, env={"PYTHONUNBUFFERED": "1"})
 
 

@@ -181,6 +181,11 @@ class Service:
     ports: dict[int, int]
 
     @property
+    def url(self) -> str:
+        """How a pod in the cluster reaches the Service's first port."""
+        return f"http://{self.name}:{next(iter(self.ports))}"
+
+    @property
     def aliases(self) -> list[str]:
         """The names a pod can use for it, as cluster DNS answers them."""
         ns = self.namespace

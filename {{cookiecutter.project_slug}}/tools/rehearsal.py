@@ -13,7 +13,8 @@ it into plans (tools/pod_spec.py) and then plays the kubelet and kube-proxy with
 Any OOM kill, exit, restart, unready pod or failed Job fails it. It is not kind: `nox -s deploy`
 still runs the real thing.
 
-    python -m tools.rehearsal k8s/overlays/kind --image NAME=REF ...   (or `nox -s rehearse`)
+    python -m tools.rehearsal k8s/overlays/kind [k8s/hpa-load] --image NAME=REF ...
+    (or `nox -s rehearse`): overlays are applied in order, each proven before the next.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ TICK = 0.5  # seconds between two rounds of the kubelet loop
 # Kubernetes ignores an image's HEALTHCHECK; its probes are the manifest's, polled below.
 NO_HEALTHCHECK = {"test": ["NONE"]}
 JOB_BACKOFF = 10.0  # first retry delay of a failed Job pod, doubled each time (as Kubernetes)
+COMPONENT = "app.kubernetes.io/component"  # the label that tells serving pods apart
 # kube-proxy's stand-in: one process per Service, forwarding each connection to a ready pod.
 PROXY = """
 import asyncio, itertools, json, sys
@@ -206,7 +208,7 @@ class Rehearsal:
                 mounts.append(DockerMount(mount.target, str(folder), "bind", read_only=True))
         return mounts, tmpfs
 
-    def _own_volumes(self, workload: Workload) -> None:
+    def own_volumes(self, workload: Workload) -> None:
         """fsGroup: the kubelet makes each volume group-owned and group-writable, setgid."""
         group = workload.container.fs_group
         claims = [m for m in workload.container.mounts if m.kind == "volume"]
@@ -429,7 +431,7 @@ class Rehearsal:
 
     def run_job(self, workload: Workload) -> Pod:
         """Run a Job's pod to completion, retrying up to backoffLimit as the Job controller does."""
-        self._own_volumes(workload)
+        self.own_volumes(workload)
         started, failures = time.monotonic(), 0
         deadline = workload.active_deadline or 3600
         while True:
@@ -565,62 +567,66 @@ def tail(container: DockerContainer, lines: int = 40) -> str:
     return ""
 
 
-def rehearse(the_plan: Plan, client: docker.DockerClient, scale_to: int | None) -> None:
-    """Start everything, prove it, scale it, prove it again, stop it."""
-    for line in the_plan.not_enforced:
+def startup_budget(workloads: list[Workload]) -> float:
+    """How long the probes allow a pod to become ready, plus a margin for a busy machine."""
+    probes = [p for w in workloads for p in w.container.probes.values()]
+    return max((p.period * p.failure_threshold + p.initial_delay for p in probes), default=60) + 30
+
+
+def apply(rehearsal: Rehearsal, stage: Plan) -> None:
+    """What `kubectl apply -k` of one overlay starts: everything at once, Jobs to completion
+    (they retry while their servers start), then every Deployment ready."""
+    for line in stage.not_enforced:
         print(f"not enforced on Docker: {line}")
-    deployments = [w for w in the_plan.workloads if w.kind == "Deployment"]
-    jobs = [w for w in the_plan.workloads if w.kind == "Job"]
-    serving = [
-        s for s in the_plan.services if s.selector.get("app.kubernetes.io/component") == "serving"
-    ]
+    deployments = [w for w in stage.workloads if w.kind == "Deployment"]
+    for workload in deployments:
+        rehearsal.own_volumes(workload)
+        rehearsal.scale(workload, workload.replicas)
+        print(f"{workload.title}: {workload.replicas} replica(s) started")
+    for job in (w for w in stage.workloads if w.kind == "Job"):
+        pod = rehearsal.run_job(job)
+        print(f"{job.title} said: {tail(pod.container, 1).strip()}")
+        uri = job.container.environment.get("MLFLOW_TRACKING_URI")
+        if uri:
+            try:
+                print(rehearsal.client_run(job.container.image, CHAMPION, uri))
+            except docker.errors.ContainerError as error:
+                message = f"{job.title} finished but {uri} has no 'champion' alias"
+                raise Failed(f"{message}: {error.stderr!r}") from None
+            print(rehearsal.port_forward_view(uri))
+    rehearsal.wait("every Deployment ready", rehearsal.all_ready, startup_budget(deployments))
+    if deployments:
+        print("ready: " + ", ".join(f"{w.title} x{w.replicas}" for w in deployments))
+
+
+def rehearse(stages: list[Plan], client: docker.DockerClient, scale_to: int | None) -> None:
+    """Apply each overlay in turn and prove it, scale out and prove it again, stop it all."""
+    first, later = stages[0], stages[1:]
+    for stage in later:
+        if stage.services or stage.claims:
+            raise Unsupported("only the first overlay may declare Services and volumes")
+    deployments = [w for w in first.workloads if w.kind == "Deployment"]
+    serving = [s for s in first.services if s.selector.get(COMPONENT) == "serving"]
     client_image = next(
         w.container.image for w in deployments if any(selects(s, w) for s in serving)
     )
-    rehearsal = Rehearsal(client, the_plan)
-    seen: list[Pod] = []
+    rehearsal = Rehearsal(client, first)
     try:
         rehearsal.start_services(client_image)
-        # Everything at once, as `kubectl apply` does: Jobs retry while their servers start.
-        for workload in deployments:
-            rehearsal._own_volumes(workload)
-            rehearsal.scale(workload, workload.replicas)
-            print(f"{workload.title}: {workload.replicas} replica(s) started")
-        startup = max(
-            (
-                p.period * p.failure_threshold + p.initial_delay
-                for w in deployments
-                for p in w.container.probes.values()
-            ),
-            default=60,
-        )
-        for job in jobs:
-            rehearsal.run_job(job)
-            uri = job.container.environment.get("MLFLOW_TRACKING_URI")
-            if uri:
-                try:
-                    print(rehearsal.client_run(job.container.image, CHAMPION, uri))
-                except docker.errors.ContainerError as error:
-                    raise Failed(
-                        f"{job.title} finished but {uri} has no 'champion' alias: {error.stderr!r}"
-                    ) from None
-                print(rehearsal.port_forward_view(uri))
-        rehearsal.wait("every Deployment ready", rehearsal.all_ready, startup + 30)
-        print("ready: " + ", ".join(f"{w.title} x{w.replicas}" for w in deployments))
+        apply(rehearsal, first)
         for service in serving:
-            port = next(iter(service.ports))
-            print(rehearsal.client_run(client_image, CLIENT, f"http://{service.name}:{port}", "20"))
+            print(rehearsal.client_run(client_image, CLIENT, service.url, "20"))
+        for stage in later:
+            apply(rehearsal, stage)
         for workload in deployments:
             target = scale_to or workload.max_replicas
             if target != workload.replicas:
                 rehearsal.scale(workload, target)
-                rehearsal.wait(
-                    f"{workload.title} scaled to {target}", rehearsal.all_ready, startup + 30
-                )
+                what = f"{workload.title} scaled to {target}"
+                rehearsal.wait(what, rehearsal.all_ready, startup_budget([workload]))
                 print(f"{workload.title}: scaled to {target}, all ready")
         for service in serving:
-            port = next(iter(service.ports))
-            print(rehearsal.client_run(client_image, CLIENT, f"http://{service.name}:{port}", "50"))
+            print(rehearsal.client_run(client_image, CLIENT, service.url, "50"))
             answered = rehearsal.answered(service)
             print(f"Service/{service.name} spread /predict over its pods: {answered}")
             if not all(answered.values()):
@@ -656,15 +662,15 @@ def report(pods: list[Pod]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("overlay", type=Path)
+    parser.add_argument("overlays", type=Path, nargs="+", help="applied in this order")
     parser.add_argument("--image", action="append", default=[], metavar="NAME=REF")
     parser.add_argument("--scale", type=int, help="replicas after the floor (default: HPA max)")
     args = parser.parse_args(argv)
     images = dict(pair.split("=", 1) for pair in args.image)
     try:
-        the_plan = plan(with_images(render(args.overlay), images))
+        stages = [plan(with_images(render(overlay), images)) for overlay in args.overlays]
         client = docker.from_env(timeout=120)
-        rehearse(the_plan, client, args.scale)
+        rehearse(stages, client, args.scale)
     except (Unsupported, Failed) as error:
         print(f"rehearsal failed: {error}", file=sys.stderr)
         return 1
