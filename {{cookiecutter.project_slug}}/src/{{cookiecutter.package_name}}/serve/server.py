@@ -10,6 +10,7 @@ import uvicorn
 
 from ..config import ServeSettings
 from .app import ServingState, create_app
+from .connections import ConnectionLimits, protocol_for
 
 
 class DrainingServer(uvicorn.Server):
@@ -52,6 +53,15 @@ def run(settings: ServeSettings) -> int:
         # One line per request costs throughput; /metrics counts requests instead.
         access_log=settings.log_level == "debug",
         timeout_graceful_shutdown=settings.drain_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn's h11 protocol, plus header and body deadlines and the connection cap.
+        http=protocol_for(
+            ConnectionLimits(
+                header_timeout=settings.header_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),
         server_header=False,
     )
     server = DrainingServer(config, app.state.serving)
