@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ def row_with(value: str) -> str:
 
 
 # Each member: (body for an endpoint, status, error, a piece of the detail).
-PARSER_CLASS = {
+PARSER_CLASS: dict[str, tuple[Callable[[str], bytes], int, str, str]] = {
     "10k-nested-arrays": (lambda e: b"[" * 10_000, 400, "JSON nested too deeply", "nests"),
     "nested-arrays-in-instances": (
         lambda e: wrap(e, "[" * 20_000 + "]" * 20_000),

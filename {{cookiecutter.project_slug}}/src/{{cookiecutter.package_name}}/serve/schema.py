@@ -22,7 +22,9 @@ INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs"
 
 
 # Values echoed in error details are cut short: a request may carry megabytes or deep nesting.
-_SHORT = reprlib.Repr(maxlevel=3, maxstring=60, maxother=60, maxlist=6, maxdict=6)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxdict = 6
 
 
 def short(value: Any) -> str:
