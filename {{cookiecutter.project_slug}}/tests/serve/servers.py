@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
+
+from {{ cookiecutter.package_name }}.config import (
+    ServeSettings,
+)
+from {{ cookiecutter.package_name }}.serve.app import (
+    create_app,
+)
+from {{ cookiecutter.package_name }}.serve.model import (
+    ServedModel,
+)
+from {{ cookiecutter.package_name }}.serve.server import (
+    uvicorn_config,
+)
 
 # Generous: a loaded 2-core CI runner may take many seconds to import scikit-learn.
 STARTUP_TIMEOUT = 120
@@ -80,3 +96,61 @@ def running_server(model: Path, log: Path, **settings: str) -> Iterator[Server]:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))  # with the traceback, if there is one
+
+
+@dataclass
+class ThreadServer:
+    """The app under uvicorn, configured as `<package>-serve` does, on a thread of the tests."""
+
+    port: int
+    records: _Records
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def output(self) -> str:
+        return "\n".join(self.records.lines)
+
+    def connect(self, timeout: float = 30) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+
+@contextmanager
+def server_in_thread(settings: ServeSettings, model: ServedModel) -> Iterator[ThreadServer]:
+    """Serve `model` with `settings` (its port is replaced by a free one) until the block ends.
+
+    In-process, so coverage sees the connection handling; startup takes no model load.
+    """
+    settings = settings.model_copy(update={"port": free_port(), "host": "127.0.0.1"})
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings, model=model)))
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "{{ cookiecutter.package_name }}")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(records)
+        logger.setLevel(logging.INFO)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.started:
+            assert thread.is_alive(), "\n".join(records.lines)
+            assert time.monotonic() < deadline, "\n".join(records.lines)
+            time.sleep(0.02)
+        yield ThreadServer(settings.port, records)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(records)
+            logger.setLevel(level)

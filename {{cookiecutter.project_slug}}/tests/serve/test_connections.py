@@ -17,12 +17,18 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from starlette.types import Message, Receive, Scope, Send
 
+from {{ cookiecutter.package_name }}.config import (
+    ServeSettings,
+)
 from {{ cookiecutter.package_name }}.serve.metrics import (
     Metrics,
     MetricsMiddleware,
 )
+from {{ cookiecutter.package_name }}.serve.model import (
+    ServedModel,
+)
 
-from .servers import Server, running_server
+from .servers import ThreadServer, running_server, server_in_thread
 from .test_app import metric
 
 HEADER_TIMEOUT = 1.5
@@ -36,21 +42,20 @@ BODY = json.dumps({"instances": [ROW]}).encode()
 
 
 @pytest.fixture(scope="module")
-def server(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(exported_model: Path, served_model: ServedModel) -> Iterator[ThreadServer]:
     """One server with short deadlines and a small cap, shared by this module's tests."""
-    log = tmp_path_factory.mktemp("connections") / "server.log"
-    with running_server(
-        exported_model,
-        log,
-        HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
-        BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
-        KEEP_ALIVE_SECONDS=str(KEEP_ALIVE),
-        MAX_CONNECTIONS=str(MAX_CONNECTIONS),
-    ) as running:
+    settings = ServeSettings(
+        model_uri=str(exported_model),
+        header_timeout_seconds=HEADER_TIMEOUT,
+        body_timeout_seconds=BODY_TIMEOUT,
+        keep_alive_seconds=KEEP_ALIVE,
+        max_connections=MAX_CONNECTIONS,
+    )
+    with server_in_thread(settings, served_model) as running:
         yield running
 
 
-def predict(server: Server) -> int:
+def predict(server: ThreadServer) -> int:
     request = urllib.request.Request(
         server.url("/predict"), data=BODY, headers={"Content-Type": "application/json"}
     )
@@ -68,7 +73,7 @@ def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
     return data, time.monotonic() - started
 
 
-def requests_counted(server: Server, endpoint: str, status: str) -> float:
+def requests_counted(server: ThreadServer, endpoint: str, status: str) -> float:
     with urllib.request.urlopen(server.url("/metrics"), timeout=30) as response:
         text = response.read().decode()
     try:
@@ -77,7 +82,7 @@ def requests_counted(server: Server, endpoint: str, status: str) -> float:
         return 0.0
 
 
-def wait_for_count(server: Server, endpoint: str, status: str, count: float) -> float:
+def wait_for_count(server: ThreadServer, endpoint: str, status: str, count: float) -> float:
     deadline = time.monotonic() + SLACK
     while (seen := requests_counted(server, endpoint, status)) < count:
         if time.monotonic() > deadline:
@@ -95,7 +100,7 @@ HALF_SENT = {
 
 @pytest.mark.parametrize("sent", list(HALF_SENT))
 def test_a_connection_without_whole_headers_is_closed_within_the_header_timeout(
-    server: Server, sent: str
+    server: ThreadServer, sent: str
 ) -> None:
     slow = server.connect()
     slow.sendall(HALF_SENT[sent])
@@ -111,7 +116,7 @@ def test_a_connection_without_whole_headers_is_closed_within_the_header_timeout(
 
 
 def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(
-    server: Server,
+    server: ThreadServer,
 ) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.request("GET", "/healthz")
@@ -126,7 +131,7 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(
 @pytest.mark.parametrize("endpoint", ["/predict", "/invocations"])
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_half_a_body_gets_408_within_the_body_timeout_and_is_counted(
-    server: Server, endpoint: str, framing: str
+    server: ThreadServer, endpoint: str, framing: str
 ) -> None:
     before = requests_counted(server, endpoint, "408")
     slow = server.connect()
@@ -154,7 +159,7 @@ def test_half_a_body_gets_408_within_the_body_timeout_and_is_counted(
 @pytest.mark.parametrize("endpoint", ["/predict", "/invocations"])
 @pytest.mark.parametrize("sent", [0, 20, len(BODY) - 1])
 def test_a_client_gone_mid_body_is_counted_as_499_in_one_line(
-    server: Server, endpoint: str, sent: int
+    server: ThreadServer, endpoint: str, sent: int
 ) -> None:
     before = requests_counted(server, endpoint, "499")
     gone = server.connect()
@@ -173,7 +178,7 @@ def test_a_client_gone_mid_body_is_counted_as_499_in_one_line(
     assert "Traceback" not in log
 
 
-def test_connections_over_the_cap_get_503_and_the_server_carries_on(server: Server) -> None:
+def test_connections_over_the_cap_get_503_and_the_server_carries_on(server: ThreadServer) -> None:
     held = [server.connect() for _ in range(MAX_CONNECTIONS)]
     try:
         refused = [server.connect() for _ in range(5)]
@@ -204,7 +209,7 @@ def test_connections_over_the_cap_get_503_and_the_server_carries_on(server: Serv
 
 
 @pytest.mark.parametrize("endpoint", ["/predict", "/invocations"])
-def test_deeply_nested_json_is_400_over_http(server: Server, endpoint: str) -> None:
+def test_deeply_nested_json_is_400_over_http(server: ThreadServer, endpoint: str) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.request(
         "POST", endpoint, body=b"[" * 10_000, headers={"Content-Type": "application/json"}
@@ -217,7 +222,7 @@ def test_deeply_nested_json_is_400_over_http(server: Server, endpoint: str) -> N
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-def test_head_probes_answer_200_without_a_body(server: Server, path: str) -> None:
+def test_head_probes_answer_200_without_a_body(server: ThreadServer, path: str) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     connection.request("HEAD", path)
     response = connection.getresponse()

@@ -7,6 +7,7 @@ import signal
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from ..config import ServeSettings
 from .app import ServingState, create_app
@@ -45,7 +46,14 @@ def run(settings: ServeSettings) -> int:
         server.should_exit = True
 
     app = create_app(settings, on_load_failure=on_load_failure)
-    config = uvicorn.Config(
+    server = DrainingServer(uvicorn_config(settings, app), app.state.serving)
+    server.run()
+    return 1 if failures else 0
+
+
+def uvicorn_config(settings: ServeSettings, app: FastAPI) -> uvicorn.Config:
+    """How uvicorn serves `app`: address, logging, drain, keep-alive, deadlines and cap."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -64,6 +72,3 @@ def run(settings: ServeSettings) -> int:
         ),
         server_header=False,
     )
-    server = DrainingServer(config, app.state.serving)
-    server.run()
-    return 1 if failures else 0
