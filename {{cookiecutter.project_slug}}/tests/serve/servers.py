@@ -134,7 +134,8 @@ def server_in_thread(settings: ServeSettings, model: ServedModel) -> Iterator[Th
     settings = settings.model_copy(update={"port": free_port(), "host": "127.0.0.1"})
     server = uvicorn.Server(uvicorn_config(settings, create_app(settings, model=model)))
     records = _Records()
-    loggers = [logging.getLogger(name) for name in ("uvicorn", "{{ cookiecutter.package_name }}")]
+    package = create_app.__module__.split(".")[0]
+    loggers = [logging.getLogger(name) for name in ("uvicorn", package)]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(records)
