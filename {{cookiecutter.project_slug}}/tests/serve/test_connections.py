@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import resource
 import signal
 import socket
 import time
@@ -19,6 +20,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.config import (
     ServeSettings,
+)
+from {{ cookiecutter.package_name }}.serve.connections import (
+    SPARE_FILES,
+    make_room_for,
 )
 from {{ cookiecutter.package_name }}.serve.metrics import (
     Metrics,
@@ -203,7 +208,7 @@ def test_connections_over_the_cap_get_503_and_the_server_carries_on(server: Thre
             assert time.monotonic() < deadline
             time.sleep(0.05)
     log = server.output()
-    assert log.count("refused") == 1, log  # one line for the burst, not one per connection
+    assert log.count("refusing connections") == 1, log  # one line per burst, not per connection
     assert f"MAX_CONNECTIONS={MAX_CONNECTIONS} are open" in log
     assert "Traceback" not in log
 
@@ -282,3 +287,18 @@ def test_the_drain_cut_is_counted_as_499_not_500() -> None:
     samples = metrics.render().decode()
     assert 'http_requests_total{endpoint="/predict",method="POST",status="499"} 1.0' in samples
     assert 'status="500"' not in samples
+
+
+def test_the_open_file_limit_is_raised_to_fit_the_connection_cap() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert make_room_for(100) is None  # 100 + spare fit in 256
+        assert make_room_for(300) is None  # raised to fit
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 300 + SPARE_FILES
+        if hard != resource.RLIM_INFINITY:
+            warning = make_room_for(hard)
+            assert warning is not None
+            assert f"MAX_CONNECTIONS={hard} needs {hard + SPARE_FILES} open files" in warning
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

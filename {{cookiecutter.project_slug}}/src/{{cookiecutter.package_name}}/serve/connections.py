@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import resource
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Set in a request's ASGI scope when its body did not arrive in time; the app counts it as 408.
 BODY_TIMED_OUT = "serve.body_timed_out"
+# Files the server opens besides client sockets (listening socket, model, logs, libraries).
+SPARE_FILES = 64
 REFUSAL_LOG_INTERVAL = 10.0  # seconds: a flood of refused connections logs one line per interval
 
 
@@ -50,6 +53,26 @@ def raw_response(status: int, reason: str, error: str, detail: str) -> bytes:
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def make_room_for(max_connections: int) -> str | None:
+    """Raise the open-file limit to fit `max_connections`; a warning if the hard limit is lower.
+
+    Past the limit, accepting fails with "Too many open files" and asyncio logs a traceback for
+    each attempt: the cap must stay below it.
+    """
+    needed = max_connections + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < needed:
+        return (
+            f"MAX_CONNECTIONS={max_connections} needs {needed} open files but the limit is "
+            f"{raised}; lower MAX_CONNECTIONS or raise the limit (ulimit -n)"
+        )
+    return None
 
 
 def protocol_for(limits: ConnectionLimits) -> type[H11Protocol]:
@@ -157,8 +180,9 @@ class LimitedH11Protocol(H11Protocol):
         now = time.monotonic()
         if now - cls._last_refusal_log >= REFUSAL_LOG_INTERVAL:
             log.warning(
-                "refused %d connection(s) with 503: MAX_CONNECTIONS=%d are open",
-                cls._refused_since_log,
+                "refusing connections with 503: MAX_CONNECTIONS=%d are open "
+                "(%d refused since this line was last logged)",
                 self.limits.max_connections,
+                cls._refused_since_log,
             )
             cls._last_refusal_log, cls._refused_since_log = now, 0

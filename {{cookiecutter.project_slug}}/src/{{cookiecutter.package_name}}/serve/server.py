@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from ..config import ServeSettings
 from .app import ServingState, create_app
-from .connections import ConnectionLimits, protocol_for
+from .connections import ConnectionLimits, make_room_for, protocol_for
 
 
 class DrainingServer(uvicorn.Server):
@@ -39,6 +39,8 @@ def run(settings: ServeSettings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if (warning := make_room_for(settings.max_connections)) is not None:
+        logging.getLogger(__name__).warning(warning)
     failures: list[str] = []
 
     def on_load_failure(reason: str) -> None:
