@@ -81,10 +81,13 @@ def test_export_is_a_self_contained_model_naming_its_version(
     trained: TrainResult, exported_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mlmodel = yaml.safe_load((exported_model / "MLmodel").read_text())
+    inputs = mlmodel["signature"]["inputs"]
     assert mlmodel["metadata"] == {
         "model_name": trained.model_name,
         "model_version": trained.model_version,
         "run_id": trained.run_id,
+        # The pipeline imputes every feature, so each may be null.
+        "nullable_features": [column["name"] for column in json.loads(inputs)],
     }
     assert mlmodel["signature"]["inputs"]
     assert (exported_model / "input_example.json").is_file()

@@ -67,6 +67,14 @@ class ServeSettings(_Settings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Kubernetes waits terminationGracePeriodSeconds; draining must finish well before it.
     drain_seconds: int = Field(default=10, ge=0, le=300)
+    # Slow or silent clients: a request's headers, then its body, must arrive within these.
+    header_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Idle time between requests on a connection. Longer than ingress-nginx's upstream idle
+    # timeout (60 s), so the proxy, not the server, closes idle connections: no 502 races.
+    keep_alive_seconds: int = Field(default=65, ge=1, le=3600)
+    # Open connections at once; more get a 503 and are closed (bounds sockets and memory).
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
 
 
 class ConfigError(ValueError):

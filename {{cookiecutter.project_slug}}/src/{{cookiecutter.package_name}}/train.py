@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from . import data, evaluate, plots
 from .config import TrainSettings
 from .pipeline import HYPERPARAMETERS, build_pipeline
+from .serve.nullable import NULLABLE_FEATURES, nullable_features
 
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
@@ -115,7 +116,12 @@ def export(model_name: str, version: str, run_id: str, export_dir: Path) -> Path
             artifact_uri=f"models:/{model_name}/{version}", dst_path=str(staging)
         )
         mlmodel = Model.load(str(staging / "MLmodel"))
-        mlmodel.metadata = {"model_name": model_name, "model_version": version, "run_id": run_id}
+        mlmodel.metadata = {
+            **(mlmodel.metadata or {}),  # keeps what training recorded (nullable features)
+            "model_name": model_name,
+            "model_version": version,
+            "run_id": run_id,
+        }
         mlmodel.save(str(staging / "MLmodel"))
         old = export_dir.with_name(f".{export_dir.name}-old")
         shutil.rmtree(old, ignore_errors=True)
@@ -180,4 +186,6 @@ def _log_model(model: Pipeline, parts: data.Split, model_name: str) -> Any:
         skops_trusted_types=trusted_types(model),
         pip_requirements=[f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS],
         registered_model_name=model_name,
+        # From all the training data: the 5-row example alone would let the seed decide.
+        metadata={NULLABLE_FEATURES: nullable_features(model, parts.x_train)},
     )

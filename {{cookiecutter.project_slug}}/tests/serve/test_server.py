@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,69 +27,16 @@ from {{ cookiecutter.package_name }}.serve.app import (
     create_app,
 )
 
-# Generous: a loaded 2-core CI runner may take many seconds to import scikit-learn.
-STARTUP_TIMEOUT = 120
+from .servers import Server, free_port, running_server
+
 ROW = load_breast_cancer(as_frame=True).data.iloc[0].to_dict()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def wait_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, f"server exited early:\n{server.output()}"
-        try:
-            with urllib.request.urlopen(server.url("/readyz"), timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"not ready after {STARTUP_TIMEOUT}s:\n{server.output()}")
 
 
 @pytest.fixture
 def server(exported_model: Path, tmp_path: Path) -> Iterator[Server]:
     """`<package>-serve` on a free port, serving the exported model."""
-    port = free_port()
-    log = tmp_path / "server.log"
-    env = {
-        **os.environ,
-        "MODEL_URI": str(exported_model),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "DRAIN_SECONDS": "30",
-    }
-    script = "{{ cookiecutter.package_name }}-serve"
-    serve_command = Path(sys.executable).with_name(script)
-    with log.open("wb") as sink:
-        process = subprocess.Popen([serve_command], env=env, stdout=sink, stderr=sink)
-    running = Server(process, port, log)
-    try:
-        wait_until_ready(running)
+    with running_server(exported_model, tmp_path / "server.log", DRAIN_SECONDS="30") as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
 
 
 def start_request_in_flight(port: int, body: bytes) -> socket.socket:

@@ -16,12 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from ..config import PROJECT, ServeSettings
+from .connections import BODY_TIMED_OUT
 from .errors import ApiError
 from .limits import BodySizeLimit
-from .metrics import Metrics, MetricsMiddleware
-from .model import ServedModel, load_model
+from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
+from .model import NonFinitePredictionError, ServedModel, load_model
 from .schema import Validator, parse_json
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,17 @@ def create_app(
             {"error": str(error.detail).lower(), "detail": detail}, error.status_code
         )
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # Nobody reads this answer; its status is what /metrics counts. One line, no traceback.
+        if request.scope.get(BODY_TIMED_OUT):
+            status, why = 408, "did not send its body within BODY_TIMEOUT_SECONDS"
+        else:
+            status, why = CLIENT_GONE, "disconnected before its request was answered"
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        log.info("%s %s: %s %s", request.method, request.url.path, client, why)
+        return Response(status_code=status)
+
     def serving_model() -> tuple[ServedModel, Validator]:
         if state.model is None or state.validator is None:
             raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
@@ -156,20 +169,38 @@ def create_app(
             raise ApiError(
                 415, "unsupported content type", f"got {content_type!r}; send application/json"
             )
+        encoding = request.headers.get("content-encoding", "identity")
+        if encoding.strip().lower() != "identity":
+            raise ApiError(
+                415,
+                "unsupported content encoding",
+                f"got Content-Encoding {encoding!r}; send the JSON body uncompressed",
+            )
         return parse_json(await request.body())
 
     def predict(served: ServedModel, rows: list[list[Any]], endpoint: str) -> Any:
         try:
             result = served.predict(rows)
+        except NonFinitePredictionError as error:  # finite inputs far outside the training data
+            metrics.non_finite.labels(endpoint).inc(len(error.rows))
+            raise ApiError(
+                422,
+                "prediction out of range",
+                f"the model's result is NaN or infinite for row(s) {error.rows[:20]}; "
+                "their values are too far outside the training data",
+            ) from None
         except (ValueError, TypeError) as error:  # the input passed the signature check
             raise ApiError(422, "the model rejected the input", str(error)) from None
         metrics.predictions.labels(endpoint).inc(len(rows))
         return result
 
+    # HEAD too (same answer, no body): load balancers and uptime checks often probe with it.
+    @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz", summary="Liveness: 200 while the process runs")
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
+    @app.head("/readyz", include_in_schema=False)
     @app.get(
         "/readyz", summary="Readiness: 200 once the model is loaded, 503 before or when stopping"
     )
@@ -187,7 +218,7 @@ def create_app(
                 "model_version": served.version,
                 "run_id": served.run_id,
                 "features": [
-                    {"name": f.name, "type": f.type, "required": f.required}
+                    {"name": f.name, "type": f.type, "required": f.required, "nullable": f.nullable}
                     for f in served.features
                 ],
                 "classes": served.classes,

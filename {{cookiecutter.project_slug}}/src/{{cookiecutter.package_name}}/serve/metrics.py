@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+# The status counted for a request that ended without the app answering it: the client went
+# away, or the drain after SIGTERM cut it (nginx's "client closed request"). Not a server error.
+CLIENT_GONE = 499
 
 # Sub-millisecond buckets: a one-row prediction takes well under 1 ms plus HTTP.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -33,6 +42,12 @@ class Metrics:
         self.predictions = Counter(
             "predictions",
             "Rows predicted, by endpoint.",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.non_finite = Counter(
+            "non_finite_predictions",
+            "Rows refused because the model computed NaN or an infinity for them, by endpoint.",
             ["endpoint"],
             registry=self.registry,
         )
@@ -70,16 +85,38 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app fails before responding
+        responded = False
 
         async def recording_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, recording_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when DRAIN_SECONDS run out. Answer if we
+            # still can, count it as cut, and end here: re-raising only adds a traceback.
+            log.warning("%s %s cut by the drain timeout", scope["method"], scope["path"])
+            if not responded:
+                await _send_shutting_down(send)
+            status = CLIENT_GONE
         finally:
             endpoint = self.metrics.endpoint(scope["path"])
             self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+
+async def _send_shutting_down(send: Send) -> None:
+    body = json.dumps(
+        {"error": "server shutting down", "detail": "the drain timeout cut this request"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from .nullable import NULLABLE_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +34,26 @@ class ModelLoadError(RuntimeError):
     """The model at MODEL_URI cannot be served; the message says why and what would work."""
 
 
+class NonFinitePredictionError(ValueError):
+    """The model computed NaN or an infinity for some rows (finite inputs of extreme size)."""
+
+    def __init__(self, rows: list[int]) -> None:
+        super().__init__(f"rows {rows} gave a non-finite prediction")
+        self.rows = rows
+
+
 @dataclass(frozen=True, slots=True)
 class Feature:
     """One input column of the model signature."""
 
     name: str
     type: str
-    required: bool = True
+    required: bool = True  # present in every row (MLflow's meaning: else it may be left out)
+    nullable: bool = False  # may be null; always so when not required
+
+    def __post_init__(self) -> None:
+        if not self.required:  # a column that may be left out is null when it is
+            object.__setattr__(self, "nullable", True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +100,32 @@ class ServedModel:
         return self._fast is not None
 
     def predict(self, rows: list[list[Any]]) -> Prediction:
-        """Predict validated rows (values in signature order)."""
+        """Predict validated rows (values in signature order).
+
+        Raises NonFinitePredictionError rather than return a NaN or infinite result, or a label
+        chosen from one.
+        """
+        with np.errstate(all="ignore"):  # overflow is caught below, not warned about
+            return self._predict(rows)
+
+    def _predict(self, rows: list[list[Any]]) -> Prediction:
         if self._fast is not None:
             proba = self._fast.predict_proba(np.asarray(rows, dtype=np.float64))
             return self._from_proba(proba)
         frame = self.frame(rows)
         if self.has_proba:
             return self._from_proba(self.estimator.predict_proba(frame))
-        return Prediction(np.asarray(self.estimator.predict(frame)).tolist(), None)
+        labels = np.asarray(self.estimator.predict(frame))
+        if labels.dtype.kind in "fc":
+            _check_finite(labels.reshape(len(labels), -1))
+        return Prediction(labels.tolist(), None)
 
     def frame(self, rows: list[list[Any]]) -> pd.DataFrame:
         """Rows as the DataFrame the pipeline was trained on (column names and dtypes)."""
         return to_frame(self.features, rows)
 
     def _from_proba(self, proba: np.ndarray[Any, Any]) -> Prediction:
+        _check_finite(proba)
         # argmax over predict_proba is what predict() does for these classifiers; one pass not two.
         labels = np.asarray(self.estimator.classes_)[np.argmax(proba, axis=1)]
         return Prediction(labels.tolist(), proba.tolist())
@@ -178,6 +206,13 @@ class _FastPipeline:
         return result
 
 
+def _check_finite(values: np.ndarray[Any, Any]) -> None:
+    """Raise NonFinitePredictionError naming the rows of `values` (2-D) that are not all finite."""
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        raise NonFinitePredictionError(np.flatnonzero(~finite).tolist())
+
+
 def _unnamed(estimator: Any) -> Any:
     """A copy of `estimator` that takes arrays without warning that they lack column names.
 
@@ -210,7 +245,7 @@ def _indices(columns: Any, fitted_names: list[str], position: dict[str, int]) ->
 def to_frame(features: Sequence[Feature], rows: list[list[Any]]) -> pd.DataFrame:
     """Validated rows (values in signature order) as a DataFrame typed like the signature."""
     names = [f.name for f in features]
-    if all(f.type in NUMERIC_TYPES and f.required for f in features):
+    if all(f.type in NUMERIC_TYPES for f in features):  # a null becomes NaN in a float array
         return pd.DataFrame(np.asarray(rows, dtype=np.float64), columns=names)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return pd.DataFrame(
@@ -246,14 +281,19 @@ def load_model(uri: str) -> ServedModel:
             "(pickle can run arbitrary code when loaded)"
         )
     features = _features(mlmodel, uri)
+    # An exported folder names its version in `metadata`; a registry download asks the registry.
+    metadata = {**registered, **(mlmodel.get("metadata") or {})}
+    if NULLABLE_FEATURES in metadata:
+        # Decided from the training data, not the example: every feature is sent, null if
+        # training allows it.
+        nullable = set(metadata[NULLABLE_FEATURES])
+        features = [Feature(f.name, f.type, True, f.name in nullable) for f in features]
     import skops.io  # imports most of scikit-learn: kept out of module import for a fast start
 
     # MODEL_URI must point at a model you trust: like MLflow, we trust the types it records.
     estimator = skops.io.load(
         folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
     )
-    # An exported folder names its version in `metadata`; a registry download asks the registry.
-    metadata = {**registered, **(mlmodel.get("metadata") or {})}
     return ServedModel(
         estimator,
         features,
@@ -330,6 +370,12 @@ def _example(folder: Path, mlmodel: dict[str, Any]) -> dict[str, Any] | None:
     path = folder / info.get("artifact_path", "input_example.json")
     try:
         example = json.loads(path.read_text())
-        return dict(zip(example["columns"], example["data"][0], strict=True))
+        row = dict(zip(example["columns"], example["data"][0], strict=True))
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None  # an example is nice to have, never required
+    # MLflow writes a missing value as NaN, which JSON has no word for: it is null in a request.
+    return {name: None if _not_finite(value) else value for name, value in row.items()}
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)

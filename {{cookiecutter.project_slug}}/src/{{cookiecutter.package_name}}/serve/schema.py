@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,20 +21,53 @@ MAX_REPORTED_PROBLEMS = 20  # enough to fix a request, small enough to read
 INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
+# Values echoed in error details are cut short: a request may carry megabytes or deep nesting.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxdict = 6
+
+
+def short(value: Any) -> str:
+    """`repr(value)`, bounded in length and depth, for error details."""
+    return _SHORT.repr(value)
+
+
 def _reject_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity literals; they are not JSON and no model wants them.
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of duplicate keys silently; which value was meant is anyone's guess.
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {short(key)} in an object")
+            seen.add(key)
+    return record
+
+
 def parse_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON (no NaN/Infinity), or raise a 400 ApiError."""
+    """Parse a request body as strict JSON, or raise a 400 ApiError naming the problem.
+
+    Refused: NaN/Infinity literals, duplicate keys, integers past Python's digit limit,
+    nesting deeper than the parser's recursion limit, and text that is not UTF-8.
+    """
     if not body:
         raise ApiError(400, "empty body", 'send a JSON object such as {"instances": [...]}')
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except UnicodeDecodeError:
         raise ApiError(400, "malformed JSON", "the body is not UTF-8 text") from None
-    except ValueError as error:
+    except RecursionError:  # the C parser recurses once per nested array or object
+        raise ApiError(
+            400,
+            "JSON nested too deeply",
+            "the body nests arrays or objects past the parser's limit; rows need 3 levels",
+        ) from None
+    except ValueError as error:  # JSONDecodeError, and ints past sys.get_int_max_str_digits()
         raise ApiError(400, "malformed JSON", str(error)) from None
 
 
@@ -45,13 +79,14 @@ class Validator:
         self.names = [f.name for f in self.features]
         self.position = {name: i for i, name in enumerate(self.names)}
         self.max_batch_size = max_batch_size
-        # Common case (every feature a required double): one quick check per row, not per value.
-        self.all_double = all(f.type == "double" and f.required for f in self.features)
+        # Common case (every feature a double): one quick check per row, not per value. A row
+        # of finite numbers for every feature is valid whether or not a feature may be null.
+        self.all_double = all(f.type == "double" for f in self.features)
 
     def predict_rows(self, payload: Any) -> list[list[Any]]:
         """Rows from a /predict body: `{"instances": [{feature: value} | [values], ...]}`."""
         if not isinstance(payload, dict) or set(payload) != {"instances"}:
-            keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+            keys = short(sorted(payload)) if isinstance(payload, dict) else type(payload).__name__
             raise ApiError(
                 422,
                 "expected an object with one key, 'instances'",
@@ -73,10 +108,10 @@ class Validator:
             raise ApiError(
                 422,
                 f"expected exactly one of {', '.join(INVOCATION_KEYS)}",
-                f"got keys {sorted(payload)}",
+                f"got keys {short(sorted(payload))}",
             )
         if params:
-            raise ApiError(422, "this model takes no params", f"got params {params!r}")
+            raise ApiError(422, "this model takes no params", f"got params {short(params)}")
         data = payload[keys[0]]
         if keys[0] == "dataframe_split":
             return self.split_rows(data)
@@ -94,7 +129,9 @@ class Validator:
             )
         columns = data.get("columns", self.names)
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-            raise ApiError(422, "dataframe_split 'columns' must be a list of names", columns)
+            raise ApiError(
+                422, "dataframe_split 'columns' must be a list of names", f"got {short(columns)}"
+            )
         self._check_size(data["data"])
         records = []
         for i, row in enumerate(data["data"]):
@@ -111,7 +148,9 @@ class Validator:
         """Rows from a dict of columns: `{feature: [values...], ...}`."""
         lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
         if len(lengths) != 1 or -1 in lengths:
-            raise ApiError(422, "columns must be lists of equal length", sorted(data))
+            raise ApiError(
+                422, "columns must be lists of equal length", [short(k) for k in sorted(data)]
+            )
         records = [
             dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)
         ]
@@ -166,7 +205,7 @@ class Validator:
                     return row
         unknown = [key for key in record if key not in self.position]
         if unknown:
-            problems.append(f"row {i}: unknown feature(s) {unknown}; expected {self.names}")
+            problems.append(f"row {i}: unknown feature(s) {short(unknown)}; expected {self.names}")
         row = []
         for feature in self.features:
             if feature.name in record:
@@ -202,22 +241,22 @@ class Validator:
             elif type(value) is int:
                 if abs(value) < 2**1023:  # larger ints overflow a double
                     return float(value)
-            elif value is None and not feature.required:
+            elif value is None and feature.nullable:
                 return None
         elif kind in ("long", "integer"):
             if type(value) is int:
                 return value
             if type(value) is float and value.is_integer():
                 return int(value)
-            if value is None and not feature.required:
+            if value is None and feature.nullable:
                 return None
         elif kind == "boolean":
-            if type(value) is bool or (value is None and not feature.required):
+            if type(value) is bool or (value is None and feature.nullable):
                 return value
-        elif type(value) is str or (value is None and not feature.required):  # string
+        elif type(value) is str or (value is None and feature.nullable):  # string
             return value
         problems.append(
-            f"row {i}: feature {feature.name!r} expects {EXPECTED[kind]}, got {value!r}"
+            f"row {i}: feature {feature.name!r} expects {EXPECTED[kind]}, got {short(value)}"
         )
         return None
 

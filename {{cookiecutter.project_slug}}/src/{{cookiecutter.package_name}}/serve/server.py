@@ -7,9 +7,11 @@ import signal
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from ..config import ServeSettings
 from .app import ServingState, create_app
+from .connections import ConnectionLimits, make_room_for, protocol_for
 
 
 class DrainingServer(uvicorn.Server):
@@ -37,6 +39,8 @@ def run(settings: ServeSettings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if (warning := make_room_for(settings.max_connections)) is not None:
+        logging.getLogger(__name__).warning(warning)
     failures: list[str] = []
 
     def on_load_failure(reason: str) -> None:
@@ -44,7 +48,14 @@ def run(settings: ServeSettings) -> int:
         server.should_exit = True
 
     app = create_app(settings, on_load_failure=on_load_failure)
-    config = uvicorn.Config(
+    server = DrainingServer(uvicorn_config(settings, app), app.state.serving)
+    server.run()
+    return 1 if failures else 0
+
+
+def uvicorn_config(settings: ServeSettings, app: FastAPI) -> uvicorn.Config:
+    """How uvicorn serves `app`: address, logging, drain, keep-alive, deadlines and cap."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -52,8 +63,14 @@ def run(settings: ServeSettings) -> int:
         # One line per request costs throughput; /metrics counts requests instead.
         access_log=settings.log_level == "debug",
         timeout_graceful_shutdown=settings.drain_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn's h11 protocol, plus header and body deadlines and the connection cap.
+        http=protocol_for(
+            ConnectionLimits(
+                header_timeout=settings.header_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),
         server_header=False,
     )
-    server = DrainingServer(config, app.state.serving)
-    server.run()
-    return 1 if failures else 0
