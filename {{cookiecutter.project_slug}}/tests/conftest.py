@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,3 +82,17 @@ def exported_model(trained: TrainResult) -> Path:
     """The model folder that run exported (what the serving image copies to /app/model)."""
     assert trained.export_dir is not None, "the default model failed its quality gate"
     return trained.export_dir
+
+
+@pytest.fixture(scope="session")
+def kind_overlay() -> list[dict[str, Any]]:
+    """k8s/overlays/kind as the cluster receives it: needs kubectl (fails in CI without it)."""
+    # Imported here: a top-level import would sort differently with each package name.
+    from tools.pod_spec import render
+
+    if shutil.which("kubectl") is None:
+        message = "kubectl is needed to render k8s/overlays/kind"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return render(Path(__file__).resolve().parents[1] / "k8s" / "overlays" / "kind")

@@ -8,9 +8,13 @@ or refused with `Unsupported`: the rehearsal never skips what it does not unders
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 Doc = dict[str, Any]
 
@@ -95,6 +99,23 @@ UNITS = {
     "T": 10**12,
 }
 DEPENDENT_VAR = re.compile(r"\$\((\w+)\)")
+
+
+class RenderError(RuntimeError):
+    """kustomize could not build the overlay."""
+
+
+def render(overlay: Path) -> list[Doc]:
+    """The overlay as the API server would receive it (`kubectl kustomize`)."""
+    out = subprocess.run(  # noqa: S603 - a fixed kubectl command on a path we were given
+        ["kubectl", "kustomize", str(overlay)],  # noqa: S607 - kubectl from PATH, as for deploy
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        raise RenderError(f"kubectl kustomize {overlay}: {out.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 class Unsupported(ValueError):  # noqa: N818 - reads as "unsupported: <field>"

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-import yaml
 from docker.models.containers import Container as DockerContainer
 from docker.types import Mount as DockerMount
 
@@ -45,10 +44,12 @@ from tools.pod_spec import (
     Doc,
     Plan,
     Probe,
+    RenderError,
     Service,
     Unsupported,
     Workload,
     plan,
+    render,
 )
 
 TICK = 0.5  # seconds between two rounds of the kubelet loop
@@ -110,19 +111,6 @@ sys.exit(0 if found else 1)
 
 class Failed(RuntimeError):  # noqa: N818 - reads as "rehearsal failed"
     """The rehearsal saw what would fail in the cluster: one line, with the pod's log below."""
-
-
-def render(overlay: Path) -> list[Doc]:
-    """The overlay as the API server would receive it."""
-    out = subprocess.run(  # noqa: S603 - a fixed kubectl command on a path we were given
-        ["kubectl", "kustomize", str(overlay)],  # noqa: S607 - kubectl from PATH, as for deploy
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode:
-        raise Failed(f"kubectl kustomize {overlay}: {out.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 def with_images(docs: list[Doc], images: dict[str, str]) -> list[Doc]:
@@ -671,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages = [plan(with_images(render(overlay), images)) for overlay in args.overlays]
         client = docker.from_env(timeout=120)
         rehearse(stages, client, args.scale)
-    except (Unsupported, Failed) as error:
+    except (Unsupported, Failed, RenderError) as error:
         print(f"rehearsal failed: {error}", file=sys.stderr)
         return 1
     except docker.errors.DockerException as error:

@@ -17,11 +17,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tools.pod_spec import (
     Container,
@@ -31,7 +29,6 @@ from tools.pod_spec import (
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "{{ cookiecutter.project_slug }}"
 
 
@@ -56,18 +53,6 @@ def docker_cli() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return cli
-
-
-@pytest.fixture(scope="module")
-def rendered() -> list[Doc]:
-    """The kind overlay as the cluster receives it."""
-    out = subprocess.run(
-        [need("kubectl"), "kustomize", str(ROOT / "k8s" / "overlays" / "kind")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def serving(docs: list[Doc]) -> Container:
@@ -124,17 +109,17 @@ def wait_for(url: str, attempts: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def pod(rendered: list[Doc], docker_cli: str) -> Iterator[tuple[str, str]]:
+def pod(kind_overlay: list[Doc], docker_cli: str) -> Iterator[tuple[str, str]]:
     """The serving image running as the Deployment says; yields (container id, base URL)."""
     image = os.environ.get("SERVE_IMAGE")
     if not image:
         pytest.fail("SERVE_IMAGE is not set: run this test through `nox -s smoke`")
-    args = docker_run_args(rendered)
+    args = docker_run_args(kind_overlay)
     container = subprocess.run(
         [docker_cli, "run", "--detach", *args, image], capture_output=True, text=True, check=True
     ).stdout.strip()
     try:
-        port = rendered_port(rendered)
+        port = rendered_port(kind_overlay)
         published = subprocess.run(
             [docker_cli, "port", container, f"{port}/tcp"],
             capture_output=True,
@@ -157,8 +142,8 @@ def logs(docker_cli: str, container: str) -> str:
     return (result.stdout + result.stderr)[-3000:]
 
 
-def test_run_args_come_from_the_manifest(rendered: list[Doc]) -> None:
-    args = docker_run_args(rendered)
+def test_run_args_come_from_the_manifest(kind_overlay: list[Doc]) -> None:
+    args = docker_run_args(kind_overlay)
     assert args[:2] == ["--user", "10001:10001"]
     assert {"--read-only", "--cap-drop=ALL", "no-new-privileges"} <= set(args)
     assert any(a.startswith("/tmp:rw,mode=1777,size=") for a in args)  # noqa: S108 - the pod's tmpfs
@@ -166,10 +151,10 @@ def test_run_args_come_from_the_manifest(rendered: list[Doc]) -> None:
 
 
 def test_pod_becomes_ready_on_its_probe_paths(
-    pod: tuple[str, str], rendered: list[Doc], docker_cli: str
+    pod: tuple[str, str], kind_overlay: list[Doc], docker_cli: str
 ) -> None:
     container, base = pod
-    probes = serving(rendered).probes
+    probes = serving(kind_overlay).probes
     startup = probes["startup"]
     attempts = int(startup.period * startup.failure_threshold)
     for kind, probe in probes.items():
@@ -178,9 +163,11 @@ def test_pod_becomes_ready_on_its_probe_paths(
         )
 
 
-def test_pod_answers_predict(pod: tuple[str, str], rendered: list[Doc], docker_cli: str) -> None:
+def test_pod_answers_predict(
+    pod: tuple[str, str], kind_overlay: list[Doc], docker_cli: str
+) -> None:
     container, base = pod
-    readiness = serving(rendered).probes["readiness"].path
+    readiness = serving(kind_overlay).probes["readiness"].path
     assert wait_for(base + readiness, 60) == 200, logs(docker_cli, container)
     status, metadata = get(f"{base}/metadata")
     assert status == 200, metadata
@@ -190,10 +177,10 @@ def test_pod_answers_predict(pod: tuple[str, str], rendered: list[Doc], docker_c
 
 
 def test_pod_stops_cleanly_within_its_grace_period(
-    pod: tuple[str, str], rendered: list[Doc], docker_cli: str
+    pod: tuple[str, str], kind_overlay: list[Doc], docker_cli: str
 ) -> None:
     container, _ = pod
-    grace = int(serving(rendered).grace_seconds)
+    grace = int(serving(kind_overlay).grace_seconds)
     subprocess.run(
         [docker_cli, "stop", "--time", str(grace), container], check=True, capture_output=True
     )

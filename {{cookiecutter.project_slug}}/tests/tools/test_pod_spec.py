@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tools.pod_spec import (
     Doc,
@@ -20,25 +15,7 @@ from tools.pod_spec import (
     quantity,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 SLUG = "{{ cookiecutter.project_slug }}"
-
-
-@pytest.fixture(scope="module")
-def kind_overlay() -> list[Doc]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        message = "kubectl is needed to render k8s/overlays/kind"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    out = subprocess.run(
-        [kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / "kind")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def test_the_kind_overlay_is_understood_whole(kind_overlay: list[Doc]) -> None:
