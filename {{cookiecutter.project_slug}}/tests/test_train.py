@@ -144,23 +144,24 @@ def test_cli_summarises_then_a_failed_gate_keeps_the_champion(
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "message"),
+    ("variable", "value", "code", "message"),
     [
-        ("MODEL_TYPE", "svm", "error: invalid configuration: MODEL_TYPE='svm': "),
-        ("DATA_PATH", "nowhere.csv", "error: DATA_PATH=nowhere.csv does not exist"),
+        ("MODEL_TYPE", "svm", 2, "error: invalid configuration: MODEL_TYPE='svm': "),
+        ("DATA_PATH", "nowhere.csv", 3, "error: DATA_PATH=nowhere.csv does not exist"),
     ],
 )
-def test_cli_rejects_bad_input_with_exit_code_2(
+def test_cli_rejects_bad_input_with_its_exit_code(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     variable: str,
     value: str,
+    code: int,
     message: str,
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(SystemExit) as exited:
         cli.train()
-    assert exited.value.code == 2
+    assert exited.value.code == code
     assert capsys.readouterr().err.startswith(message)
 
 
