@@ -19,6 +19,9 @@ from sklearn.datasets import load_iris
 from {{ cookiecutter.package_name }} import (
     cli,
 )
+from {{ cookiecutter.package_name }} import (
+    train as training,
+)
 from {{ cookiecutter.package_name }}.config import (
     ModelType,
     TrainSettings,
@@ -228,3 +231,17 @@ def test_export_replaces_the_previous_folder(trained: TrainResult, tmp_path: Pat
     assert not (target / "stale.txt").exists()
     assert (target / "MLmodel").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging or backup left
+
+
+def test_an_unexpected_error_is_one_line_with_where_it_happened(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(training, "run", broken)
+    with pytest.raises(SystemExit) as exited:
+        cli.train()
+    assert exited.value.code == cli.TrainExit.BUG
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: unexpected KeyError at .*test_train\.py:\d+: 'a bug'\n", err)

@@ -34,6 +34,7 @@ from {{ cookiecutter.package_name }}.tracking import (
     TrackingError,
     bound_retries,
     connect,
+    describe,
 )
 from {{ cookiecutter.package_name }}.train import (
     CHAMPION,
@@ -256,3 +257,15 @@ def test_readme_lists_every_exit_code() -> None:
         if line.startswith("| ") and line.split("|")[1].strip().isdigit()
     }
     assert {str(code.value) for code in TrainExit} <= table
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://me:s3cret@mlflow.example:8443/x", "https://me:***@mlflow.example:8443/x"),
+        ("http://me@127.0.0.1:5000", "http://me@127.0.0.1:5000"),
+        ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
+    ],
+)
+def test_messages_name_the_uri_without_its_password(uri: str, shown: str) -> None:
+    assert describe(uri) == f"MLFLOW_TRACKING_URI={shown}"

@@ -8,6 +8,7 @@ server gone only after fitting. `connect` checks the store first and bounds thos
 from __future__ import annotations
 
 import os
+import ssl
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +75,8 @@ def _probe(uri: str) -> None:
         return
     except (OSError, ValueError) as error:  # refused, timed out, unresolvable, bad port
         reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLError):
+            return  # a server answered; MLflow's own TLS settings (a CA bundle, ...) may accept it
         raise TrackingError(
             f"{describe(uri)} does not answer ({one_line(reason)}, waited up to "
             f"{PROBE_SECONDS} s): start the tracking server or fix the URI"
