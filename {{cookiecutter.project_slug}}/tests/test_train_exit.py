@@ -41,7 +41,8 @@ from {{ cookiecutter.package_name }}.train import (
     run,
 )
 
-ENTRY_POINT = Path(sys.executable).with_name("{{ cookiecutter.package_name }}-train")
+PACKAGE = "{{ cookiecutter.package_name }}"
+ENTRY_POINT = Path(sys.executable).with_name(f"{PACKAGE}-train")
 README = Path(__file__).parents[1] / "README.md"
 
 
