@@ -105,6 +105,9 @@ def data_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         }
     ).to_csv(folder / "late-text.csv", index=False)
     frame.assign(target=np.linspace(0, 1, len(frame))).to_csv(folder / "price.csv", index=False)
+    # Finite, but too large to scale: the estimator refuses what preprocessing made of them.
+    huge = np.where(frame.index % 2 == 1, 1.7e308, -1.7e308)
+    frame.assign(**{"mean radius": huge}).to_csv(folder / "huge.csv", index=False)
     frame.assign(target=np.arange(len(frame)) % 200).to_csv(folder / "counts.csv", index=False)
     return folder
 
@@ -140,6 +143,7 @@ def failures(
         "overflow": {"DATA_PATH": str(data_files / "overflow.csv")},
         "late-text": {"DATA_PATH": str(data_files / "late-text.csv")},
         "price": {"DATA_PATH": str(data_files / "price.csv")},
+        "huge": {"DATA_PATH": str(data_files / "huge.csv")},
         "counts": {"DATA_PATH": str(data_files / "counts.csv")},
         "unknown-scheme": {"MLFLOW_TRACKING_URI": "foo://tracking.example"},
         "closed-port": {"MLFLOW_TRACKING_URI": closed_port_url()},
@@ -172,6 +176,7 @@ def test_bad_settings_exit_2(failures: dict[str, Exited], case: str, message: st
         ("late-text", r"column 'size' .* text in 5 \(first on line 299997: 'big'\)"),
         ("price", r"TARGET_COLUMN='target' .* a regression target \(569 distinct numbers\)"),
         ("counts", r"looks like a regression target \(200 distinct numbers\); this project"),
+        ("huge", r"^error: cannot fit \w+ on .*huge.csv: "),
     ],
 )
 def test_bad_data_exit_3(failures: dict[str, Exited], case: str, message: str) -> None:
