@@ -166,6 +166,7 @@ def test_bad_settings_exit_2(failures: dict[str, Exited], case: str, message: st
     exited = failures[case]
     assert exited.code == TrainExit.BAD_SETTINGS, exited.stderr
     assert exited.error_line.startswith(f"error: invalid configuration: {message}")
+    assert exited.stderr.count("\n") == 1  # checked before anything else runs or logs
 
 
 @pytest.mark.parametrize(
@@ -184,6 +185,8 @@ def test_bad_data_exit_3(failures: dict[str, Exited], case: str, message: str) -
     assert exited.code == TrainExit.BAD_DATA, exited.stderr
     assert re.search(message, exited.error_line), exited.error_line
     assert len(exited.error_line) < 400  # no list of every value
+    if case != "huge":  # found on reading, before MLflow or numpy's warnings have a say
+        assert exited.stderr.count("\n") == 1, exited.stderr
 
 
 @pytest.mark.parametrize(
