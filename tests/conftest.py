@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from cookiecutter.main import cookiecutter
 
+from tests.report import condense
+
 TEMPLATE = Path(__file__).resolve().parent.parent
 DEFAULT_SLUG = "ml-service"
 # Non-default answers for every name and count that reaches manifests and workflows.
@@ -58,9 +60,12 @@ def run(
         check=False,
     )
     if result.returncode != 0:
+        # The failing test's own report first (baked projects run pytest with -ra, which
+        # includes -rfE), then stdout and stderr with scanner tables folded.
         pytest.fail(
             f"{' '.join(args)} exited {result.returncode} in {cwd}\n"
-            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+            + condense(result.stdout, result.stderr),
+            pytrace=False,
         )
     return result
 

@@ -75,3 +75,18 @@ def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("TEST_SIZE", "0")
     with pytest.raises(ConfigError, match=r"MODEL_TYPE='svm': .*; TEST_SIZE='0': "):
         load(TrainSettings)
+
+
+@pytest.mark.parametrize("name", ["team/churn", "churn:v2", "..", ".", "..hidden", "  "])
+def test_model_names_mlflow_cannot_register_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("MODEL_NAME", name)
+    with pytest.raises(ConfigError, match=f"MODEL_NAME={name!r}: .*cannot contain '/' or ':'"):
+        load(TrainSettings)
+
+
+@pytest.mark.parametrize("name", ["churn", "Churn Model v2", "a.b", "x-y_z"])
+def test_other_model_names_are_accepted(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("MODEL_NAME", name)
+    assert load(TrainSettings).model_name == name

@@ -9,6 +9,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.data import (
     BUNDLED_SOURCE,
+    MAX_NUMERIC_CLASSES,
     DataError,
     load_dataset,
     split,
@@ -110,3 +111,43 @@ def test_features_keep_the_frame_order() -> None:
     dataset = load_dataset(None, "target")
     assert list(dataset.frame.columns[:-1]) == list(dataset.features.columns)
     assert isinstance(dataset.target, pd.Series)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,label\n1,x\ninf,y\n2,x\n", "column 'a' of DATA_PATH=.* has 1 infinite values"),
+        ("a,label\n1,x\n2,y\n-1e999,x\n", r"infinite values \(first on line 4: -inf\)"),
+        ("a,label\n1,x\n2,y\n3,x\noops,y\n", r"numbers in 3 rows and text in 1 \(first on line 5"),
+        ("a,label\n1,0.5\n2,1.5\n3,0.5\n", r"TARGET_COLUMN='label' .* looks like a regression"),
+    ],
+    ids=["inf", "overflow", "text-in-numbers", "fractional-target"],
+)
+def test_values_no_classifier_can_use_are_named(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(DataError, match=message) as error:
+        load_dataset(write(tmp_path / "data.csv", content), "label")
+    assert "\n" not in str(error.value)
+
+
+def test_text_columns_with_some_numbers_stay_categories(tmp_path: Path) -> None:
+    csv = write(tmp_path / "data.csv", "size,label\nS,x\nM,y\n42,x\nL,y\n")
+    assert load_dataset(csv, "label").features["size"].tolist() == ["S", "M", "42", "L"]
+
+
+def test_many_numeric_labels_are_a_regression_target_in_one_short_line(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{i % (MAX_NUMERIC_CLASSES + 1)}\n" for i in range(300))
+    with pytest.raises(DataError) as error:
+        load_dataset(write(tmp_path / "data.csv", "a,label\n" + rows), "label")
+    assert str(error.value).endswith(
+        f"looks like a regression target ({MAX_NUMERIC_CLASSES + 1} distinct numbers); "
+        "this project trains classifiers"
+    )
+
+
+def test_a_split_failure_with_many_classes_does_not_list_them(tmp_path: Path) -> None:
+    rows = "".join(f"{i},class-{i}\n" for i in range(200))
+    dataset = load_dataset(write(tmp_path / "data.csv", "a,label\n" + rows), "label")
+    with pytest.raises(DataError) as error:
+        split(dataset, 0.2, seed=0)
+    assert "200 classes have fewer than 2 rows (rows per class: 200 classes)" in str(error.value)
+    assert len(str(error.value)) < 300

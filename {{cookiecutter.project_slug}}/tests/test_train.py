@@ -19,6 +19,9 @@ from sklearn.datasets import load_iris
 from {{ cookiecutter.package_name }} import (
     cli,
 )
+from {{ cookiecutter.package_name }} import (
+    train as training,
+)
 from {{ cookiecutter.package_name }}.config import (
     ModelType,
     TrainSettings,
@@ -147,23 +150,24 @@ def test_cli_summarises_then_a_failed_gate_keeps_the_champion(
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "message"),
+    ("variable", "value", "code", "message"),
     [
-        ("MODEL_TYPE", "svm", "error: invalid configuration: MODEL_TYPE='svm': "),
-        ("DATA_PATH", "nowhere.csv", "error: DATA_PATH=nowhere.csv does not exist"),
+        ("MODEL_TYPE", "svm", 2, "error: invalid configuration: MODEL_TYPE='svm': "),
+        ("DATA_PATH", "nowhere.csv", 3, "error: DATA_PATH=nowhere.csv does not exist"),
     ],
 )
-def test_cli_rejects_bad_input_with_exit_code_2(
+def test_cli_rejects_bad_input_with_its_exit_code(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     variable: str,
     value: str,
+    code: int,
     message: str,
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(SystemExit) as exited:
         cli.train()
-    assert exited.value.code == 2
+    assert exited.value.code == code
     assert capsys.readouterr().err.startswith(message)
 
 
@@ -230,3 +234,17 @@ def test_export_replaces_the_previous_folder(trained: TrainResult, tmp_path: Pat
     assert not (target / "stale.txt").exists()
     assert (target / "MLmodel").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging or backup left
+
+
+def test_an_unexpected_error_is_one_line_with_where_it_happened(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(training, "run", broken)
+    with pytest.raises(SystemExit) as exited:
+        cli.train()
+    assert exited.value.code == cli.TrainExit.BUG
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: unexpected KeyError at .*test_train\.py:\d+: 'a bug'\n", err)

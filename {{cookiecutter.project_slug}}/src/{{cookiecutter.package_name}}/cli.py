@@ -4,21 +4,61 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 import urllib.request
+from enum import IntEnum
+from typing import NoReturn
 
 from .config import ConfigError, TrainSettings, load
 
 
+class TrainExit(IntEnum):
+    """Exit codes of the training entry point, one per cause (the README's table lists them)."""
+
+    OK = 0  # gate passed: exported, then alias `champion` moved
+    GATE_FAILED = 1  # registered and tagged `failed`; alias and export left as they were
+    BAD_SETTINGS = 2  # an environment variable is invalid; nothing was logged
+    BAD_DATA = 3  # the data cannot train a classifier; nothing was logged
+    TRACKING = 4  # the tracking store or registry is unreachable or refused a call
+    EXPORT = 5  # the passing version is registered but not exported; alias not moved
+    BUG = 70  # anything else: a defect to report (sysexits' EX_SOFTWARE)
+
+
+def fail(code: TrainExit, message: str) -> NoReturn:
+    """Print `message` as one line on stderr and exit with `code`."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
+
+
 def train() -> None:
-    """Train, register and export the model; exit 1 when the quality gate fails, 2 on bad input."""
-    from . import train as training  # MLflow is only installed with the `train` extra
-    from .data import DataError  # pandas and scikit-learn: kept out of serve and healthcheck
+    """Train, register and export the model; the exit code is a TrainExit."""
+    try:
+        settings = load(TrainSettings)  # before importing MLflow: a typo fails in a second
+    except ConfigError as error:
+        fail(TrainExit.BAD_SETTINGS, str(error))
+    from .data import DataError, load_dataset  # pandas, scikit-learn: not for serve/healthcheck
 
     try:
-        result = training.run(load(TrainSettings))
-    except (ConfigError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        dataset = load_dataset(settings.data_path, settings.target_column)  # before MLflow, too
+    except DataError as error:
+        fail(TrainExit.BAD_DATA, str(error))
+    from . import train as training  # MLflow is only installed with the `train` extra
+    from .tracking import TrackingError
+
+    try:
+        result = training.run(settings, dataset)
+    except DataError as error:
+        fail(TrainExit.BAD_DATA, str(error))
+    except TrackingError as error:
+        fail(TrainExit.TRACKING, str(error))
+    except training.ExportError as error:
+        fail(TrainExit.EXPORT, str(error))
+    except Exception as error:  # a bug: still one line, with where it happened
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        fail(
+            TrainExit.BUG,
+            f"unexpected {type(error).__name__} at {frame.filename}:{frame.lineno}: {error}",
+        )
     metrics = " ".join(f"{name}={value:.4f}" for name, value in result.metrics.items())
     print(f"run {result.run_id}: {metrics} ({result.seconds:.1f}s)")
     print(f"registered {result.model_name} version {result.model_version}")
@@ -28,7 +68,7 @@ def train() -> None:
             f"quality gate failed: {gate}; alias '{training.CHAMPION}' not moved",
             file=sys.stderr,
         )
-        sys.exit(1)
+        sys.exit(TrainExit.GATE_FAILED)
     print(f"quality gate passed ({gate}): alias '{training.CHAMPION}' -> {result.model_version}")
     print(f"exported to {result.export_dir}")
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT = "{{ cookiecutter.project_slug }}"
@@ -53,6 +53,14 @@ class TrainSettings(_Settings):
     gate_metric: GateMetric = GateMetric.ROC_AUC
     gate_min: float = Field(default=0.9, ge=0, le=1)
     export_dir: Path = Path("build/model")
+
+    @field_validator("model_name")
+    @classmethod
+    def _registrable(cls, name: str) -> str:
+        # MLflow's own rule, checked before training rather than after it, when registering.
+        if any(c in name for c in "/:") or name.strip(" .") == "" or name.startswith(".."):
+            raise ValueError("a registered model name cannot contain '/' or ':', nor be dots")
+        return name
 
 
 class ServeSettings(_Settings):

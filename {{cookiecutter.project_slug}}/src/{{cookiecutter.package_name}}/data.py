@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 BUNDLED_NAME = "breast_cancer"
 BUNDLED_SOURCE = "sklearn.datasets.load_breast_cancer"
+# More distinct numeric labels than this, or any fractional one: a quantity, not classes.
+MAX_NUMERIC_CLASSES = 50
 
 
 class DataError(ValueError):
@@ -72,11 +75,13 @@ def split(dataset: Dataset, test_size: float, seed: int) -> Split:
             random_state=seed,
             stratify=dataset.target,
         )
-    except ValueError as error:  # too few rows per class for the requested test size
-        counts = dataset.target.value_counts().to_dict()
+    except ValueError:  # too few rows per class for the requested test size
+        counts = dataset.target.value_counts()
+        shown = counts.to_dict() if len(counts) <= 10 else f"{len(counts)} classes"
         raise DataError(
-            f"cannot split {dataset.source} with TEST_SIZE={test_size}: {error} "
-            f"(rows per class: {counts}); every class needs enough rows for both sets"
+            f"cannot split {dataset.source} with TEST_SIZE={test_size}: "
+            f"{int((counts < 2).sum())} classes have fewer than 2 rows (rows per class: {shown}); "
+            "every class needs enough rows for both sets"
         ) from None
     return Split(x_train, x_test, y_train, y_test)
 
@@ -85,7 +90,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"DATA_PATH={path} does not exist or is not a file; give a CSV file path")
     try:
-        frame = pd.read_csv(path)
+        # One pass over the whole file, so a column gets one type (chunks could get different ones).
+        frame = pd.read_csv(path, low_memory=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"DATA_PATH={path} is empty; it needs a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -102,6 +108,14 @@ def _clean(frame: pd.DataFrame, target_column: str, where: str) -> pd.DataFrame:
             f"TARGET_COLUMN={target_column!r} of {where} has {missing} empty values; "
             "every row needs a label"
         )
+    target = frame[target_column]
+    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+        fractional = bool((target % 1 != 0).any())
+        if fractional or target.nunique() > MAX_NUMERIC_CLASSES:
+            raise DataError(
+                f"TARGET_COLUMN={target_column!r} of {where} looks like a regression target "
+                f"({target.nunique()} distinct numbers); this project trains classifiers"
+            )
     classes = frame[target_column].nunique()
     if classes < 2:
         value = frame[target_column].iloc[0]
@@ -118,7 +132,39 @@ def _clean(frame: pd.DataFrame, target_column: str, where: str) -> pd.DataFrame:
         ):
             # Doubles accept JSON integers and nulls alike, so serving schemas stay simple.
             frame[column] = frame[column].astype("float64")
+            _check_finite(frame[column], where)
         else:
+            _check_not_mostly_numbers(frame[column], where)
             frame[column] = frame[column].astype(object)
     frame.columns = frame.columns.map(str)
     return frame
+
+
+def _line(values: pd.Series, mask: pd.Series) -> str:
+    """Where the first flagged value is: its CSV line (header is line 1) and the value."""
+    position = int(np.flatnonzero(mask.to_numpy())[0])
+    value = values.iloc[position]
+    return f"line {position + 2}: {value.item() if isinstance(value, np.generic) else value!r}"
+
+
+def _check_finite(values: pd.Series, where: str) -> None:
+    infinite = pd.Series(np.isinf(values.to_numpy()), index=values.index)
+    if infinite.any():
+        raise DataError(
+            f"column {values.name!r} of {where} has {int(infinite.sum())} infinite values "
+            f"(first on {_line(values, infinite)}); use finite numbers, or leave a cell empty"
+        )
+
+
+def _check_not_mostly_numbers(values: pd.Series, where: str) -> None:
+    # A column of numbers with a few words in it is a typo, not a category: one-hot encoding it
+    # would turn each number into its own category.
+    present = values.notna()
+    numeric = pd.to_numeric(values.where(present), errors="coerce").notna()
+    text = present & ~numeric
+    if numeric.sum() > text.sum() > 0:
+        raise DataError(
+            f"column {values.name!r} of {where} holds numbers in {int(numeric.sum())} rows and "
+            f"text in {int(text.sum())} (first on {_line(values, text)}); make it all numbers "
+            "(empty for missing) or all text"
+        )

@@ -1,7 +1,8 @@
 """Train the pipeline, log the run to MLflow, register a version, apply the quality gate, export.
 
 The registered version always exists (so a failed candidate stays inspectable); only a version
-that passes the gate gets the `champion` alias and is exported to EXPORT_DIR for serving.
+that passes the gate is exported to EXPORT_DIR for serving and then gets the `champion` alias.
+Each failure is raised as one of the errors `cli.TrainExit` tells apart.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import mlflow
 import mlflow.sklearn
 import skops.io
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
-from . import data, evaluate, plots
+from . import data, evaluate, plots, tracking
 from .config import TrainSettings
 from .pipeline import HYPERPARAMETERS, build_pipeline
 from .serve.nullable import NULLABLE_FEATURES, nullable_features
@@ -33,6 +35,10 @@ MODEL_ARTIFACT = "model"
 # What loading the model needs, pinned as installed; MLflow adds itself. Listing them skips
 # MLflow's requirement inference, which imports the model in a subprocess (~15 s).
 MODEL_REQUIREMENTS = ("numpy", "pandas", "scikit-learn", "scipy", "skops")
+
+
+class ExportError(RuntimeError):
+    """The passing version could not be exported to EXPORT_DIR; the alias was not moved."""
 
 
 @dataclass(frozen=True)
@@ -57,17 +63,42 @@ class TrainResult:
         return self.gate_value >= self.gate_min
 
 
-def run(settings: TrainSettings) -> TrainResult:
-    """Train and evaluate on a seeded stratified split; log, register, gate and export."""
+def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainResult:
+    """Train and evaluate on a seeded stratified split; log, register, gate and export.
+
+    `dataset` is what settings name, when the caller has loaded it already.
+    """
     started = time.perf_counter()
-    dataset = data.load_dataset(settings.data_path, settings.target_column)
+    if dataset is None:
+        dataset = data.load_dataset(settings.data_path, settings.target_column)
     parts = data.split(dataset, settings.test_size, settings.random_seed)
+    tracking.connect(settings.mlflow_tracking_uri)  # before fitting: a dead server fails fast
     model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed)
-    model.fit(parts.x_train, parts.y_train)
+    try:
+        model.fit(parts.x_train, parts.y_train)
+    except ValueError as error:  # what scikit-learn raises on values it cannot fit
+        raise data.DataError(
+            f"cannot fit {settings.model_type} on {dataset.source}: {tracking.one_line(error)}"
+        ) from None
     holdout = evaluate.Holdout.of(model, parts.x_test, parts.y_test)  # predicted once
     scores = evaluate.metrics(holdout)
+    try:
+        return _record(settings, dataset, parts, model, holdout, scores, started)
+    except (MlflowException, OSError) as error:  # OSError: requests' connection errors too
+        where = tracking.describe(settings.mlflow_tracking_uri)
+        raise tracking.TrackingError(f"{where} failed: {tracking.one_line(error)}") from None
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+
+def _record(
+    settings: TrainSettings,
+    dataset: data.Dataset,
+    parts: data.Split,
+    model: Pipeline,
+    holdout: evaluate.Holdout,
+    scores: dict[str, float],
+    started: float,
+) -> TrainResult:
+    """Log the run, register and tag the version; export and alias it if it passes the gate."""
     experiment = mlflow.set_experiment(settings.mlflow_experiment_name)
     with mlflow.start_run(experiment_id=experiment.experiment_id) as active:
         mlflow.log_params(_params(settings, dataset))
@@ -88,8 +119,15 @@ def run(settings: TrainSettings) -> TrainResult:
     }.items():
         client.set_model_version_tag(settings.model_name, version, key, tag)
     if passed:
+        # Export first: the alias never points at a version that serving does not have.
+        try:
+            export(settings.model_name, version, active.info.run_id, settings.export_dir)
+        except (OSError, MlflowException) as error:
+            raise ExportError(
+                f"EXPORT_DIR={settings.export_dir}: version {version} could not be exported "
+                f"({tracking.one_line(error)}); alias '{CHAMPION}' not moved"
+            ) from None
         client.set_registered_model_alias(settings.model_name, CHAMPION, version)
-        export(settings.model_name, version, active.info.run_id, settings.export_dir)
     return TrainResult(
         run_id=active.info.run_id,
         metrics=scores,
