@@ -85,7 +85,9 @@ def relock(session: nox.Session) -> None:
         session.chdir(project)
         session.run("uv", "lock", *session.posargs)
         # What each locked distribution installs, for the package-name rule.
-        session.run("uv", "sync", "--frozen", "--all-extras", "--all-groups")
+        # nox points uv at the session's own venv: give the bake its own .venv instead.
+        venv = {"UV_PROJECT_ENVIRONMENT": str(project / ".venv")}
+        session.run("uv", "sync", "--frozen", "--all-extras", "--all-groups", env=venv)
         session.chdir(ROOT)
         session.run("python", "hooks/locked_imports.py", str(project))
         lock = (project / "uv.lock").read_text()
