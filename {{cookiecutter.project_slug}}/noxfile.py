@@ -415,6 +415,8 @@ def train_image(session: nox.Session) -> None:
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                # MLflow 3.17's job workers (~1.6 GiB, busy at start) serve nothing here.
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             )
         try:
             wait_until_up(session, url, server, log)

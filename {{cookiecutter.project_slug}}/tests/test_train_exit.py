@@ -194,7 +194,7 @@ def test_bad_data_exit_3(failures: dict[str, Exited], case: str, message: str) -
     [
         ("unknown-scheme", r"foo://tracking.example is not usable: .*unsupported URI"),
         ("closed-port", r"http://127.0.0.1:\d+ does not answer \(.*refused"),
-        ("silent-server", r"http://127.0.0.1:\d+ does not answer \(timed out, waited up to 5 s"),
+        ("silent-server", r"http://127.0.0.1:\d+ does not answer \(timed out, waited up to 10 s"),
         ("sqlite-under-a-file", r"sqlite:///.*/inf.csv/m.db is not usable: "),
     ],
 )

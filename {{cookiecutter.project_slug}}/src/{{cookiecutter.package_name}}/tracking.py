@@ -23,7 +23,9 @@ RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
 }
-PROBE_SECONDS = 5  # one try: a live server answers a search in milliseconds
+# One try at MLflow's /health, which needs no database: a live server answers in milliseconds,
+# but the first API call of a fresh server on a busy machine can take several seconds.
+PROBE_SECONDS = 10
 
 
 class TrackingError(RuntimeError):
@@ -67,7 +69,7 @@ def one_line(error: BaseException, limit: int = 300) -> str:
 
 def _probe(uri: str) -> None:
     # Any HTTP answer, even 401 or 404, means a server is there; the MLflow calls then say more.
-    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    url = uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=PROBE_SECONDS):  # noqa: S310 - http(s) only
             return
