@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,24 @@ def test_delivery_rule_catches_a_push_before_the_gate() -> None:
     workflow["jobs"]["publish"]["needs"] = "train"
     problems = check_delivery_order(workflow)
     assert any(p.startswith("delivery.yml job publish: pushes") for p in problems)
+
+
+def test_the_command_reports_each_overlay_and_the_project(
+    kind_overlay: list[Doc], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(yaml.safe_dump_all(kind_overlay))
+    broken = copy.deepcopy(kind_overlay)
+    BREAKS["rollout"](broken)
+    bad.write_text(yaml.safe_dump_all(broken))
+    assert manifest_rules.main(["rendered", str(good)]) == 0
+    assert f"ok: {good} serving rules" in capsys.readouterr().out
+    assert manifest_rules.main(["rendered", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"FAIL Deployment/{names().deployment}: ")
+    assert "spec.replicas" in err
+    assert manifest_rules.run_rules([], [str(good)]) == 0
+    assert manifest_rules.main(["project"]) == 0
+    assert manifest_rules.main(["kubernetes-version"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == manifest_rules.kubernetes_version()
+    assert manifest_rules.main([]) == 2
