@@ -123,7 +123,8 @@ def test_answers_reach_every_file_and_no_default_is_hard_coded(tmp_path: Path) -
             assert default not in text, f"{name} hard-codes the default {default!r}"
     assert (project / "src" / "scorer" / "config.py").exists()
     # GHCR wants lowercase; the owner may have capitals.
-    assert 'DEFAULT_REGISTRY = "ghcr.io/analytical-engines"' in (project / "noxfile.py").read_text()
+    mlops = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["mlops"]
+    assert mlops["registry"] == "ghcr.io/analytical-engines"
 
 
 def test_long_answers_still_give_lint_clean_code(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import yaml
 
 from hooks import locked_imports, validation
 from tests.conftest import TEMPLATE
@@ -338,3 +340,17 @@ def test_every_choice_is_offered_in_its_prompt() -> None:
     for answer, options in validation.CHOICES.items():
         assert all(option in prompts[answer] for option in options), answer
         assert all(validation.check_choice(answer, option) is None for option in options)
+
+
+def test_the_supported_pythons_are_one_list() -> None:
+    """CHOICES holds the supported Pythons; the template CI's interpreters and the prompt follow."""
+    versions = set(validation.CHOICES["python_version"])
+    ci = yaml.safe_load((TEMPLATE / ".github" / "workflows" / "ci.yml").read_text())
+    [setup] = [
+        step
+        for step in ci["jobs"]["nox"]["steps"]
+        if step.get("uses", "").startswith("actions/setup-python")
+    ]
+    assert set(setup["with"]["python-version"].split()) == versions
+    prompts = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__prompts__"]
+    assert set(re.findall(r"3\.\d+", prompts["python_version"])) == versions

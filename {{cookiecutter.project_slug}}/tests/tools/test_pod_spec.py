@@ -14,8 +14,9 @@ from tools.pod_spec import (
     plan,
     quantity,
 )
+from tools.project import names
 
-SLUG = "{{ cookiecutter.project_slug }}"
+SLUG = names().deployment
 
 
 def test_the_kind_overlay_is_understood_whole(kind_overlay: list[Doc]) -> None:

@@ -1,30 +1,22 @@
-"""k8s/cluster.py without a cluster: Job outcomes, a port-forward that cannot start, and
+"""tools/cluster.py without a cluster: Job outcomes, a port-forward that cannot start, and
 connection errors, each reported as one line (the deploy itself runs on kind in CI)."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-CLUSTER_PY = Path(__file__).resolve().parent.parent / "k8s" / "cluster.py"
+import tools.cluster
 
 
 @pytest.fixture(scope="module")
 def cluster() -> ModuleType:
-    """k8s/cluster.py is a script, not a package module: load it from its path."""
-    spec = importlib.util.spec_from_file_location("cluster", CLUSTER_PY)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tools.cluster
 
 
 def condition(kind: str, status: str = "True", **extra: str) -> dict[str, str]:

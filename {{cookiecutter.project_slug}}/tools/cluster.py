@@ -1,11 +1,12 @@
 """Deploy, scale and remove the kind overlay: what `nox -s deploy/scale/undeploy` and CI run.
 
-    python k8s/cluster.py deploy --image NAME=REF [--image ...] [--load] [--pull-secret]
-    python k8s/cluster.py scale N
-    python k8s/cluster.py autoscale --image NAME=REF   # in-cluster load: HPA out and back in
-    python k8s/cluster.py undeploy
+    python -m tools.cluster deploy --image NAME=REF [--image ...] [--load] [--pull-secret]
+    python -m tools.cluster scale N
+    python -m tools.cluster autoscale --image NAME=REF   # in-cluster load: HPA out and back in
+    python -m tools.cluster undeploy
 
-Only the standard library, so it runs from any Python with kind, kubectl and docker on PATH.
+Only the standard library, so it runs from any Python 3.11+ with kind, kubectl and docker on
+PATH; from the project root, as `python -m` puts it on the import path.
 The images are set in a generated kustomization under build/ that wraps k8s/overlays/kind, so
 no tracked file changes (the same effect as `kustomize edit set image`).
 """
@@ -28,16 +29,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.project import ROOT, names
+
 KIND_CONFIG = ROOT / "k8s" / "kind-config.yaml"
 OVERLAY = ROOT / "k8s" / "overlays" / "kind"
 LOAD = ROOT / "k8s" / "hpa-load"
 GENERATED = ROOT / "build" / "k8s"
-CLUSTER = "{{ cookiecutter.project_slug }}"
-NAMESPACE = "{{ cookiecutter.k8s_namespace }}"
-DEPLOYMENT = "{{ cookiecutter.project_slug }}"
-TRAIN_JOB = "{{ cookiecutter.project_slug }}-train"
-LOAD_JOB = "{{ cookiecutter.project_slug }}-load"
+# The names come from pyproject.toml's [tool.mlops] (tools/project.py); the cluster is named
+# after the Deployment, as the kind overlay's jobs after it.
+CLUSTER = names().deployment
+NAMESPACE = names().namespace
+DEPLOYMENT = names().deployment
+TRAIN_JOB = f"{DEPLOYMENT}-train"
+LOAD_JOB = f"{DEPLOYMENT}-load"
 # kind has no metrics server; the autoscaler needs one (pinned release, kubelets self-signed).
 METRICS_SERVER = (
     "https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.8.1/components.yaml"

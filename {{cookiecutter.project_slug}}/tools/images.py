@@ -1,0 +1,126 @@
+"""Build, label and push the two images: what `nox -s build`, `labels` and `push` run.
+
+    python -m tools.images build [DOCKER BUILD OPTION ...]  # both images, tagged for this commit
+    python -m tools.images labels                          # the model's labels as KEY=VALUE
+    python -m tools.images push                            # to REGISTRY; prints each digest
+
+Builds stay on the docker CLI (BuildKit; the SDK's build API has none); tagging, pushing and
+inspecting go through the Docker SDK. Names and the tag rule come from tools/project.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+import yaml
+
+from tools.project import ROOT, git, image_ref, names, registry, version
+
+MODEL_DIR = ROOT / "build" / "model"
+PYTHON = (ROOT / ".python-version").read_text().strip()
+
+
+class ImageError(RuntimeError):
+    """A step cannot go on; the message says what to do."""
+
+
+def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
+    """The exported model's name, version and run id (build arguments of the serving image)."""
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        raise ImageError(
+            f"no exported model in {model_dir.relative_to(ROOT)}/ (the serving image ships it): "
+            "make one with `nox -s train`"
+        )
+    content = yaml.safe_load(mlmodel.read_text()) or {}
+    metadata = content.get("metadata") or {}
+    return {
+        "MODEL_NAME": str(metadata.get("model_name", "unknown")),
+        "MODEL_VERSION": str(metadata.get("model_version", "unknown")),
+        "MODEL_RUN_ID": str(content.get("run_id", "unknown")),
+    }
+
+
+def oci_labels() -> dict[str, str]:
+    """Build arguments for the OCI labels; `created` is the commit time, so rebuilds agree."""
+    created = git("log", "-1", "--format=%cI") or datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "PYTHON_VERSION": PYTHON,
+        "VERSION": version(),
+        "REVISION": git("rev-parse", "HEAD") or "unknown",
+        "CREATED": created,
+    }
+
+
+def build(options: Sequence[str]) -> None:
+    """Build both images for this commit and print their sizes."""
+    common = oci_labels()
+    serving = common | model_labels()
+    client = docker.from_env()
+    for image, dockerfile in names().dockerfiles.items():
+        args = serving if image == names().image else common
+        command = ["docker", "build", "--file", dockerfile, "--tag", image_ref(image)]
+        command += [f"--build-arg={name}={value}" for name, value in args.items()]
+        print("+", " ".join(command), flush=True)
+        subprocess.run([*command, *options, "."], cwd=ROOT, check=True)  # noqa: S603
+    for image in names().dockerfiles:
+        size = client.images.get(image_ref(image)).attrs["Size"]
+        print(f"{image_ref(image)}: {size / 1e6:.0f} MB", flush=True)
+
+
+def push() -> None:
+    """Tag both images for the registry, push them and print each pushed digest."""
+    client = docker.from_env()
+    target = registry()
+    for image in names().dockerfiles:
+        local = require(client, image_ref(image))
+        repository, _, tag = f"{target}/{image_ref(image)}".rpartition(":")
+        local.tag(repository, tag)
+        for line in client.images.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise ImageError(f"push {repository}:{tag}: {line['error']}")
+        digests = client.images.get(f"{repository}:{tag}").attrs["RepoDigests"]
+        [digest] = [d for d in digests if d.startswith(f"{repository}@")]
+        print(f"pushed {repository}:{tag} {digest.rpartition('@')[2]}", flush=True)
+
+
+def require(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
+    """The local image `ref`, or an error saying how to make it."""
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        raise ImageError(
+            f"image {ref} not found: build it for this commit with `nox -s build`"
+        ) from None
+
+
+def main(argv: Sequence[str]) -> int:
+    command, *options = argv or ["help"]
+    try:
+        if command == "build":
+            build(options)
+        elif command == "labels":
+            for name, value in model_labels().items():
+                print(f"{name}={value}")
+        elif command == "push":
+            push()
+        elif command == "require":
+            client = docker.from_env()
+            for ref in options or [image_ref(image) for image in names().dockerfiles]:
+                require(client, ref)
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except (ImageError, subprocess.CalledProcessError, docker.errors.DockerException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

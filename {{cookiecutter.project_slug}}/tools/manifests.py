@@ -1,0 +1,92 @@
+"""Everything `nox -s manifests` runs, in order; the first failure stops it.
+
+    python -m tools.manifests [OVERLAY ...]   # default: kind production (k8s/hpa-load always)
+
+Renders the overlays into build/manifests/, validates them against the kind node's Kubernetes
+schema, applies our own rules (tools/manifest_rules.py), then the generic scanners: yamllint,
+checkov, trivy config, zizmor, the workflow and Dependabot schemas, actionlint.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.manifest_rules import kubernetes_version, run_rules
+from tools.project import ROOT
+
+RENDERED = ROOT / "build" / "manifests"
+# What `render` accepts: the overlays, and k8s/hpa-load (the autoscaler demo's load Job).
+SOURCES = {
+    "kind": "k8s/overlays/kind",
+    "production": "k8s/overlays/production",
+    "hpa-load": "k8s/hpa-load",
+}
+WORKFLOWS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def render(source: str) -> str:
+    """`kubectl kustomize` one of SOURCES into build/manifests/<source>.yaml; return that path."""
+    result = subprocess.run(  # noqa: S603 - a fixed kubectl command on our own overlay
+        ["kubectl", "kustomize", SOURCES[source]],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{SOURCES[source]} does not render: {result.stderr.strip()}")
+    RENDERED.mkdir(parents=True, exist_ok=True)
+    path = RENDERED / f"{source}.yaml"
+    path.write_text(result.stdout)
+    return str(path.relative_to(ROOT))
+
+
+def scanners() -> list[list[str]]:
+    """The generic scanners, after our own rules."""
+    checkov = ["checkov", "--quiet", "--compact", "--skip-download"]
+    trivy = ["trivy", "config", "--quiet", "--skip-check-update", "--exit-code", "1"]
+    schema = ["check-jsonschema", "--builtin-schema"]
+    return [
+        [*checkov, "--framework", "kubernetes", "-d", "build/manifests"],
+        [*checkov, "--framework", "dockerfile", "-f", "Dockerfile", "-f", "Dockerfile.train"],
+        [*trivy, "--ignorefile", "k8s/.trivyignore.yaml", "build/manifests"],
+        [*trivy, "Dockerfile"],
+        [*trivy, "Dockerfile.train"],
+        ["zizmor", "--offline", "--persona", "pedantic", ".github"],
+        [*schema, "vendor.github-workflows", *WORKFLOWS],
+        [*schema, "vendor.dependabot", ".github/dependabot.yml"],
+        ["actionlint", *WORKFLOWS],
+    ]
+
+
+def run(*args: str) -> None:
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, cwd=ROOT, check=True)  # noqa: S603 - our pinned tools
+
+
+def check(overlays: Sequence[str]) -> int:
+    rendered = [render(overlay) for overlay in overlays]
+    load = render("hpa-load")
+    run("yamllint", "--strict", "-c", ".yamllint.yaml", "k8s", ".github")
+    version = kubernetes_version()
+    run("kubernetes-validate", "--strict", "--quiet", "-k", version, *rendered, load)
+    if run_rules(rendered, [load]):
+        return 1
+    for command in scanners():
+        run(*command)
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        return check(argv or ["kind", "production"])
+    except subprocess.CalledProcessError as error:
+        print(f"error: {Path(str(error.cmd[0])).name} failed ({error.returncode})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,98 @@
+"""The project's names and image tag rule, set once and read by nox, tools/, tests and benchmarks.
+
+The names live in pyproject.toml's `[tool.mlops]` table; k8s/ and the workflows repeat them where
+their formats need literal values, and `nox -s manifests` (tools/manifest_rules.py) checks that
+they agree. Only the standard library: the noxfile imports this from nox's own environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"
+# CI's docker/metadata-action `type=sha` tag: `sha-` and the 7-character short SHA.
+TAG_PREFIX = "sha-"
+SHORT_SHA = 7
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name the project is known by outside Python (see `[tool.mlops]`)."""
+
+    image: str  # the serving image; the training image adds `-train`
+    registry: str  # where `nox -s push` and CI push; the REGISTRY variable wins
+    namespace: str  # the Kubernetes namespace of every overlay
+    deployment: str  # the serving Deployment, its Service, the part-of label, the kind cluster
+    model: str  # the registered model the exported champion comes from
+
+    @property
+    def train_image(self) -> str:
+        return f"{self.image}-train"
+
+    @property
+    def dockerfiles(self) -> dict[str, str]:
+        """Each image, serving first, and the Dockerfile that builds it."""
+        return {self.image: "Dockerfile", self.train_image: "Dockerfile.train"}
+
+
+@cache
+def names() -> Names:
+    """The `[tool.mlops]` table of pyproject.toml."""
+    with PYPROJECT.open("rb") as file:
+        table = tomllib.load(file)["tool"]["mlops"]
+    return Names(**{key: str(value) for key, value in table.items()})
+
+
+def version() -> str:
+    with PYPROJECT.open("rb") as file:
+        return str(tomllib.load(file)["project"]["version"])
+
+
+def registry() -> str:
+    """The registry to push to: REGISTRY from the environment, else `[tool.mlops] registry`."""
+    return os.environ.get("REGISTRY") or names().registry
+
+
+def git(*args: str) -> str | None:
+    """A git command's output in the project, or None outside a checkout."""
+    try:
+        return subprocess.run(  # noqa: S603 - fixed git subcommands
+            ["git", *args],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def image_tag() -> str:
+    """`sha-<short SHA of HEAD>`, as CI tags the same commit; `dev` outside a git checkout."""
+    sha = git("rev-parse", f"--short={SHORT_SHA}", "HEAD")
+    return f"{TAG_PREFIX}{sha}" if sha else "dev"
+
+
+def image_ref(image: str) -> str:
+    """The local reference of `image` for the current commit."""
+    return f"{image}:{image_tag()}"
+
+
+def missing_images(refs: list[str]) -> list[str]:
+    """The references among `refs` the local Docker engine does not hold."""
+    return [
+        ref
+        for ref in refs
+        if subprocess.run(  # noqa: S603 - an image reference of ours
+            ["docker", "image", "inspect", ref],  # noqa: S607
+            capture_output=True,
+            check=False,
+        ).returncode
+        != 0
+    ]
