@@ -68,7 +68,9 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def forwarded_settings() -> dict[str, str]:
     """Training settings set in this environment (MODEL_TYPE=... nox -s train-image)."""
     # Imported here: a top-level import would sort differently with each package name.
-    from {{ cookiecutter.package_name }}.config import TrainSettings
+    from {{ cookiecutter.package_name }}.config import (
+        TrainSettings,
+    )
 
     names = (name.upper() for name in TrainSettings.model_fields if name not in OWN_SETTINGS)
     return {name: os.environ[name] for name in names if name in os.environ}
