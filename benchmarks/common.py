@@ -1,33 +1,38 @@
-"""What the image benchmarks share: a baked, trained and built project, and docker helpers.
+"""What the image benchmarks share: a baked, trained and built project, and its containers.
 
 Each script takes `--project PATH` (a baked project where `nox -s train build` has run) or,
 without it, bakes the template's defaults into a temporary folder and prepares one itself.
+Containers are started, inspected and removed through the Docker SDK, with the pod settings the
+bake's own code derives from its rendered kind overlay (tests/container/pod.py over
+tools/pod_spec.py), so the scripts need `docker` and `pyyaml` next to them (and kubectl):
+
+    pip install docker pyyaml   # or: uv run --with docker --with pyyaml python benchmarks/...
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import functools
+import importlib
 import os
 import subprocess
+import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+try:
+    import docker
+    import yaml  # noqa: F401 - the bake's tools/pod_spec.py reads the rendered overlay with it
+except ModuleNotFoundError as missing:
+    raise SystemExit(
+        f"{missing.name} is missing: `pip install docker pyyaml` (see benchmarks/common.py)"
+    ) from None
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "ml-service"
-# What k8s/base/deployment.yaml gives the serving container (tests/container uses the same).
-POD_OPTIONS = (
-    "--user=10001:10001",
-    "--read-only",
-    "--tmpfs=/tmp:rw,nosuid,nodev,size=64m",
-    "--cap-drop=ALL",
-    "--security-opt=no-new-privileges",
-    "--memory=768m",
-)
 
 
 def env() -> dict[str, str]:
@@ -83,9 +88,15 @@ def image_ref(project: Path, image: str = IMAGE) -> str:
     return f"{image}:{sh(['git', 'rev-parse', '--short', 'HEAD'], project).strip()}"
 
 
+@functools.cache
+def engine() -> docker.DockerClient:
+    """The Docker engine, through the SDK."""
+    return docker.from_env(timeout=300)
+
+
 def inspect(ref: str) -> dict[str, Any]:
     """`docker image inspect` of one image."""
-    info: dict[str, Any] = json.loads(sh(["docker", "image", "inspect", ref]))[0]
+    info: dict[str, Any] = engine().images.get(ref).attrs
     return info
 
 
@@ -93,31 +104,27 @@ def megabytes(size: float) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-def start(ref: str, *options: str) -> tuple[str, str]:
-    """Start the serving image detached on a free loopback port; (container id, base URL)."""
-    container = sh(
-        ["docker", "run", "--detach", "--publish=127.0.0.1::8000", *options, ref]
-    ).strip()
-    address = sh(["docker", "port", container, "8000/tcp"]).split()[0]
-    return container, f"http://{address}"
+def bake_module(project: Path, name: str) -> ModuleType:
+    """A module of the baked project's own code (`tools.waiting`, `tests.container.pod`...)."""
+    if str(project) not in sys.path:
+        sys.path.insert(0, str(project))
+    return importlib.import_module(name)
 
 
-def wait_ready(url: str, timeout: float = 120) -> None:
-    """Poll `url` until it answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.02)
-    raise SystemExit(f"{url} did not answer 200 within {timeout} s")
+def serving_pod(project: Path, *, cpus: bool) -> Any:
+    """The serving container of the bake's rendered kind overlay (tools/pod_spec.Container).
+
+    `cpus=False` lifts its CPU limit, for comparisons with a server that has none.
+    """
+    pod_spec = bake_module(project, "tools.pod_spec")
+    docs = pod_spec.render(project / "k8s" / "overlays" / "kind")
+    spec = bake_module(project, "tests.container.pod").pod(docs, "serving")
+    return spec if cpus else dataclasses.replace(spec, nano_cpus=None)
 
 
-def remove(container: str) -> None:
-    subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+def containers(project: Path) -> ModuleType:
+    """The bake's tests/container/containers.py: start an image as its pod, wait, remove it."""
+    return bake_module(project, "tests.container.containers")
 
 
 def load_average() -> str:

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import common
+import docker
 
 NAIVE_DOCKERFILE = """\
 FROM python:{python}-slim
@@ -31,15 +32,17 @@ CMD ["mlflow", "models", "serve", "-m", "/model", "--env-manager", "local", \\
 
 
 def layers(ref: str) -> list[tuple[str, str]]:
-    """(size, instruction) of each non-empty layer, newest first."""
-    rows = common.sh(
-        ["docker", "history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", ref]
-    )
-    result = []
-    for size, created_by in (row.split("\t", 1) for row in rows.splitlines() if "\t" in row):
-        if size not in {"0B", "0"}:
-            result.append((size, " ".join(created_by.split())[:70] or "(base image)"))
-    return result
+    """(size, instruction) of each non-empty layer, newest first (`docker history`)."""
+    return [
+        (size_text(layer["Size"]), " ".join(layer["CreatedBy"].split())[:70] or "(base image)")
+        for layer in common.engine().images.get(ref).history()
+        if layer["Size"]
+    ]
+
+
+def size_text(size: int) -> str:
+    """A layer's size the way `docker history` writes it, roughly: 238MB, 45.3kB."""
+    return f"{size / 1e6:.3g}MB" if size >= 1e6 else f"{size / 1e3:.3g}kB"
 
 
 def naive_image(project: Path, python: str) -> str:
@@ -76,7 +79,8 @@ def mlflow_image(project: Path, python: str) -> tuple[str, str]:
     base = found[1]
     note = f"base {base}"
     if not exists(base):
-        common.sh(["docker", "tag", f"python:{python}-slim", base])
+        repository, _, tag = base.rpartition(":")
+        common.engine().images.get(f"python:{python}-slim").tag(repository, tag)
         note = f"base {base} is not here and cannot be pulled: tagged from python:{python}-slim"
     common.sh(
         [
@@ -100,7 +104,7 @@ def exists(ref: str) -> bool:
     """Whether image `ref` is present locally."""
     try:
         common.inspect(ref)
-    except SystemExit:
+    except docker.errors.ImageNotFound:
         return False
     return True
 

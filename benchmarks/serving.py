@@ -4,8 +4,9 @@
 
 Runs `nox -s bench` (the project's wrk benchmark: /predict, 1 and 100 rows, concurrency 1/8/32)
 once against a local server and once, with `-- --url`, against the serving image started with
-the pod's restrictions. The container gets no CPU limit here so both sides have the same CPUs;
-its port goes through Docker's loopback proxy, as a Service's would go through kube-proxy.
+the pod's settings (from the rendered kind Deployment) except its CPU limit, so both sides have
+the same CPUs; its port goes through Docker's loopback proxy, as a Service's would go through
+kube-proxy.
 Target: the container at most 15% slower.
 """
 
@@ -40,12 +41,9 @@ def main() -> int:
     bench = ["nox", "--non-interactive", "-s", "bench", "--", "--duration", args.duration]
     local = common.sh([*bench, "--starts", "1"], project)
     print("local server (nox -s bench):", *figure_lines(local), sep="\n  ", flush=True)
-    container, url = common.start(ref, *common.POD_OPTIONS)
-    try:
-        common.wait_ready(f"{url}/readyz")
-        inside = common.sh([*bench, "--url", url], project)
-    finally:
-        common.remove(container)
+    spec = common.serving_pod(project, cpus=False)
+    with common.containers(project).ready(common.engine(), ref, spec) as server:
+        inside = common.sh([*bench, "--url", server.url], project)
     print("container (nox -s bench -- --url):", *figure_lines(inside), sep="\n  ", flush=True)
     ours, theirs = figures(local), figures(inside)
     if not ours or not theirs:

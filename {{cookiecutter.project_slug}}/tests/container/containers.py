@@ -1,10 +1,12 @@
-"""Start the serving image with the pod's restrictions and talk to it over HTTP."""
+"""Start an image with its pod's settings through the Docker SDK and talk to it over HTTP.
+
+No pytest in here (nor in pod.py): the template's benchmarks start the serving image with
+these too.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,36 +14,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
+import docker
+from docker.models.containers import Container as DockerContainer
 
-# What k8s/base/deployment.yaml gives the serving container.
-POD_OPTIONS = (
-    "--user=10001:10001",
-    "--read-only",
-    "--tmpfs=/tmp:rw,nosuid,nodev,size=64m",
-    "--cap-drop=ALL",
-    "--security-opt=no-new-privileges",
-    "--memory=768m",
-    "--cpus=1",
-)
-# Timeouts sized from measurements: 10 cold starts of the serving image on a 2-core host at load
-# ~8, with a busy loop pinned to the other core. /readyz answered 200 after 5.6-14.2 s; the first
-# /metadata and /predict took <= 0.03 s, `docker exec` of the healthcheck <= 2.8 s, `docker stop`
-# <= 1.5 s. Each timeout is at least 3x the worst figure.
-READY_SECONDS = 60  # 4x 14.2 s, and what the pod's startup probe allows
+from tools.pod_spec import Container as PodSpec
+from tools.waiting import wait_until_ready
+
+from .pod import run_kwargs, startup_seconds
+
+# Measured: 10 cold starts of the serving image on a 2-core host at load ~8 answered /readyz
+# after 5.6-14.2 s (the pod's startup probe allows 60 s); the first /metadata and /predict
+# took <= 0.03 s.
 REQUEST_SECONDS = 10  # an answer, not a computation: 300x the worst
-DOCKER_SECONDS = 120  # docker CLI calls (run, exec, inspect): 40x the slowest exec
-GRACE_SECONDS = 30  # the pod's terminationGracePeriodSeconds
-
-
-def docker(*args: str, timeout: float = DOCKER_SECONDS) -> str:
-    """Run the docker CLI and return its stdout; fail the test with stderr if it fails."""
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
-    return result.stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -53,10 +37,10 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Container:
-    """A running container and the loopback URL its port 8000 is published on."""
+class Server:
+    """A running container and the loopback URL its pod port is published on."""
 
-    id: str
+    container: DockerContainer
     url: str
 
     def request(self, path: str, body: bytes | None = None, content_type: str = "") -> Reply:
@@ -74,30 +58,22 @@ class Container:
         return self.request(path, json.dumps(payload).encode(), "application/json")
 
     def inspect(self) -> dict[str, Any]:
-        """`docker inspect` of the container."""
-        state: dict[str, Any] = json.loads(docker("inspect", self.id))[0]
-        return state
+        """The engine's current view of the container (`docker inspect`)."""
+        self.container.reload()
+        attrs: dict[str, Any] = self.container.attrs
+        return attrs
 
-    def wait_ready(self) -> None:
-        """Poll /readyz until 200; fail with the logs if the container exits or takes too long."""
-        deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline:
-            if not self.inspect()["State"]["Running"]:
-                pytest.fail(f"the container exited before it was ready:\n{self.logs()}")
-            try:
-                if self.request("/readyz").status == 200:
-                    return
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.2)
-        pytest.fail(f"/readyz did not answer 200 within {READY_SECONDS} s:\n{self.logs()}")
+    def running(self) -> bool:
+        return self.inspect()["State"]["Running"] is True
+
+    def exec(self, *command: str) -> tuple[int, str]:
+        """Run `command` in the container as its user: (exit code, stdout and stderr)."""
+        exit_code, output = self.container.exec_run(list(command))
+        return int(exit_code), output.decode(errors="replace").strip()
 
     def logs(self) -> str:
-        """The container's stdout and stderr."""
-        result = subprocess.run(
-            ["docker", "logs", self.id], capture_output=True, text=True, timeout=30, check=False
-        )
-        return (result.stdout + result.stderr)[-4000:]
+        """The tail of the container's stdout and stderr."""
+        return str(self.container.logs(tail=60).decode(errors="replace"))
 
 
 def _json(raw: bytes) -> Any:
@@ -107,21 +83,33 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def start(image: str, *options: str) -> Container:
-    """Start `image` detached with the pod's restrictions, port 8000 on a free loopback port."""
-    container_id = docker(
-        "run", "--detach", *POD_OPTIONS, "--publish=127.0.0.1::8000", *options, image
-    )
-    address = docker("port", container_id, "8000/tcp").splitlines()[0]
-    return Container(container_id, f"http://{address}")
+def start(engine: docker.DockerClient, image: str, spec: PodSpec) -> Server:
+    """Start `image` detached under `spec`'s pod settings; its first port on loopback."""
+    container = engine.containers.run(image, detach=True, **run_kwargs(spec))
+    container.reload()  # the published ports are known once it started
+    port = next(iter(spec.ports.values()))
+    [binding] = container.ports[f"{port}/tcp"]
+    return Server(container, f"http://127.0.0.1:{binding['HostPort']}")
 
 
 @contextmanager
-def ready(image: str, *options: str) -> Iterator[Container]:
-    """A container of `image` (see `start`) that answers /readyz; removed afterwards."""
-    container = start(image, *options)
+def started(engine: docker.DockerClient, image: str, spec: PodSpec) -> Iterator[Server]:
+    """A container of `image` (see `start`), removed afterwards."""
+    server = start(engine, image, spec)
     try:
-        container.wait_ready()
-        yield container
+        yield server
     finally:
-        docker("rm", "--force", container.id)
+        server.container.remove(force=True)
+
+
+@contextmanager
+def ready(engine: docker.DockerClient, image: str, spec: PodSpec) -> Iterator[Server]:
+    """A container of `image` that passed its readiness probe, within the startup budget."""
+    with started(engine, image, spec) as server:
+        wait_until_ready(
+            server.url + spec.probes["readiness"].path,
+            timeout=startup_seconds(spec),
+            alive=server.running,
+            details=server.logs,
+        )
+        yield server

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
+import docker
 import pytest
 
-from .containers import GRACE_SECONDS, Container, docker
+from tools.pod_spec import Container as PodSpec
+
+from .containers import Server
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 
-def test_probes_answer(server: Container) -> None:
+def test_probes_answer(server: Server) -> None:
     assert server.request("/healthz").status == 200
     ready = server.request("/readyz")
     assert ready.status == 200, ready.body
 
 
 def test_metadata_names_the_model_the_labels_name(
-    server: Container, image_config: dict[str, Any]
+    server: Server, image_config: dict[str, Any]
 ) -> None:
     reply = server.request("/metadata")
     assert reply.status == 200, reply.body
@@ -34,7 +36,7 @@ def test_metadata_names_the_model_the_labels_name(
     assert reply.body["features"], "the model has no input signature"
 
 
-def test_predict_the_example(server: Container) -> None:
+def test_predict_the_example(server: Server) -> None:
     metadata = server.request("/metadata").body
     example = metadata["example"]
     assert example is not None, "the model was exported without an input example"
@@ -44,7 +46,7 @@ def test_predict_the_example(server: Container) -> None:
     assert set(reply.body["predictions"]) <= set(metadata["classes"])
 
 
-def test_mlflow_scoring_protocol(server: Container) -> None:
+def test_mlflow_scoring_protocol(server: Server) -> None:
     metadata = server.request("/metadata").body
     row = metadata["example"]["instances"][0]
     names = [feature["name"] for feature in metadata["features"]]
@@ -64,7 +66,7 @@ def test_mlflow_scoring_protocol(server: Container) -> None:
     ids=["unknown-feature", "malformed-json", "not-json"],
 )
 def test_bad_predict_is_a_client_error(
-    server: Container, body: bytes, content_type: str, status: int
+    server: Server, body: bytes, content_type: str, status: int
 ) -> None:
     reply = server.request("/predict", body, content_type)
     assert reply.status == status, reply.body
@@ -83,36 +85,43 @@ def test_image_defaults(image_config: dict[str, Any]) -> None:
         assert image_config["Labels"][f"org.opencontainers.image.{key}"]
 
 
-def test_runs_unprivileged_on_a_read_only_root(server: Container) -> None:
+def test_runs_unprivileged_on_a_read_only_root(server: Server) -> None:
     host = server.inspect()["HostConfig"]
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
-    assert docker("exec", server.id, "id", "-u") == "10001"
+    assert server.exec("id", "-u") == (0, "10001")
     for path in ("/app/model/probe", "/opt/venv/probe", "/probe"):
-        touch = subprocess.run(
-            ["docker", "exec", server.id, "touch", path], capture_output=True, check=False
-        )
-        assert touch.returncode != 0, f"{path} is writable"
-    docker("exec", server.id, "touch", "/tmp/probe")  # noqa: S108 - the container's tmpfs
+        assert server.exec("touch", path)[0] != 0, f"{path} is writable"
+    assert server.exec("touch", "/tmp/probe")[0] == 0  # noqa: S108 - the container's tmpfs
 
 
-def test_healthcheck_command_passes(server: Container) -> None:
-    docker("exec", server.id, f"{PACKAGE}-healthcheck")
+def test_runs_under_the_pods_limits(server: Server, serving_pod: PodSpec) -> None:
+    host = server.inspect()["HostConfig"]
+    memory = serving_pod.memory
+    assert (host["Memory"], host["MemorySwap"], host["NanoCpus"]) == (
+        memory,
+        memory,
+        serving_pod.nano_cpus,
+    )
 
 
-def test_no_build_tools_or_installers(serve_image: str) -> None:
+def test_healthcheck_command_passes(server: Server) -> None:
+    assert server.exec(f"{PACKAGE}-healthcheck")[0] == 0, server.logs()
+
+
+def test_no_build_tools_or_installers(engine: docker.DockerClient, serve_image: str) -> None:
     script = (
         "import importlib.util, shutil; "
         "print([m for m in ('pip', 'setuptools', 'uv') if importlib.util.find_spec(m)]"
         " + [t for t in ('gcc', 'cc', 'make', 'uv') if shutil.which(t)])"
     )
-    found = docker("run", "--rm", "--entrypoint", "python", serve_image, "-c", script)
-    assert found == "[]"
+    found = engine.containers.run(serve_image, ["-c", script], entrypoint=["python"], remove=True)
+    assert found.decode().strip() == "[]"
 
 
-def test_sigterm_drains_and_exits_zero(own_server: Container) -> None:
-    # Measured stops took <= 1.5 s (containers.py); the CLI may take the whole grace period.
-    docker("stop", f"--time={GRACE_SECONDS}", own_server.id, timeout=GRACE_SECONDS + 30)
+def test_sigterm_drains_and_exits_zero(own_server: Server, serving_pod: PodSpec) -> None:
+    # Measured stops took <= 1.5 s; the engine may take the pod's whole grace period.
+    own_server.container.stop(timeout=int(serving_pod.grace_seconds))
     state = own_server.inspect()["State"]
     # 137 would be SIGKILL after the grace period: the server did not finish shutting down.
     assert (state["ExitCode"], state["OOMKilled"]) == (0, False), own_server.logs()
