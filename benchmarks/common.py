@@ -84,8 +84,9 @@ def prepared_project(path: Path | None) -> Path:
 
 
 def image_ref(project: Path, image: str = IMAGE) -> str:
-    """The tag `nox -s build` gives `image` for the project's HEAD."""
-    return f"{image}:{sh(['git', 'rev-parse', '--short', 'HEAD'], project).strip()}"
+    """The tag `nox -s build` gives `image` for the project's HEAD (the bake's own tag rule)."""
+    ref: str = bake_module(project, "tools.project").image_ref(image)
+    return ref
 
 
 @functools.cache

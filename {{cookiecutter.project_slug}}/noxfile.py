@@ -153,7 +153,9 @@ def smoke(session: nox.Session) -> None:
     install(session, "train", "serve")  # tests/conftest.py imports the package
     require_images(session, image_ref(names().image))
     env = {"SERVE_IMAGE": image_ref(names().image), "TRAINING_IMAGE": image_ref(IMAGES[1])}
-    session.run("pytest", "-m", "docker", *(session.posargs or ["tests/container"]), env=env)
+    # The training image has its own session (train-image).
+    defaults = ["tests/container", "--ignore=tests/container/test_training_image.py"]
+    session.run("pytest", "-m", "docker", *(session.posargs or defaults), env=env)
 
 
 @nox.session(name="train-image", python=PYTHON)

@@ -51,6 +51,9 @@ from tools.pod_spec import (
     plan,
     render,
 )
+from tools.waiting import (
+    free_port,
+)
 
 TICK = 0.5  # seconds between two rounds of the kubelet loop
 # Kubernetes ignores an image's HEALTHCHECK; its probes are the manifest's, polled below.
@@ -532,13 +535,6 @@ class Rehearsal:
             with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
         subprocess.run(["rm", "-rf", str(self.scratch)], check=False)  # noqa: S603, S607
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (what a port-forward would pick)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def selects(service: Service, workload: Workload) -> bool:
