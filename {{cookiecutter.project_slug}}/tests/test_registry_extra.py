@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -38,12 +36,6 @@ def registry_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_champion_is_served_from_a_sqlite_registry(
     registry_venv: Path, trained: TrainResult, tracking_uri: str, tmp_path: Path
 ) -> None:
@@ -55,6 +47,9 @@ def test_champion_is_served_from_a_sqlite_registry(
         check=True,
     )
     assert installed.stdout.strip() == "False", "full MLflow (its server) is installed"
+    # Imported here: a top-level import would sort differently with each package name.
+    from tools.waiting import free_port, wait_until_ready
+
     port = free_port()
     env = {
         **os.environ,
@@ -71,8 +66,17 @@ def test_champion_is_served_from_a_sqlite_registry(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+    url = f"http://127.0.0.1:{port}"
     try:
-        metadata = wait_for_metadata(f"http://127.0.0.1:{port}", server, log)
+        # Model download and scikit-learn import, on a busy host.
+        wait_until_ready(
+            f"{url}/readyz",
+            timeout=120,
+            alive=lambda: server.poll() is None,
+            details=lambda: log.read_text()[-3000:],
+        )
+        with urllib.request.urlopen(f"{url}/metadata", timeout=5) as answer:
+            metadata = json.load(answer)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -80,19 +84,3 @@ def test_champion_is_served_from_a_sqlite_registry(
         trained.model_name,
         trained.model_version,
     )
-
-
-def wait_for_metadata(url: str, server: subprocess.Popen[bytes], log: Path) -> dict[str, str]:
-    """GET /metadata once /readyz answers 200; fail with the server's log if it never does."""
-    deadline = time.monotonic() + 120  # model download and scikit-learn import, on a busy host
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as ready:
-                if ready.status == 200:
-                    with urllib.request.urlopen(f"{url}/metadata", timeout=5) as answer:
-                        metadata: dict[str, str] = json.load(answer)
-                        return metadata
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the server never got ready:\n{log.read_text()[-3000:]}")

@@ -3,7 +3,6 @@ connection errors, each reported as one line (the deploy itself runs on kind in 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from types import ModuleType
@@ -12,6 +11,9 @@ from typing import Any
 import pytest
 
 import tools.cluster
+from tools.waiting import (
+    free_port,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +43,6 @@ def test_job_outcome_is_terminal_only_on_complete_or_failed(cluster: ModuleType)
     assert cluster.job_outcome(not_yet) is None
     assert cluster.job_outcome(complete) == "complete"
     assert cluster.job_outcome(failed) == "failed: BackoffLimitExceeded reached limit"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_forward_that_exits_reports_its_own_stderr(cluster: ModuleType) -> None:
