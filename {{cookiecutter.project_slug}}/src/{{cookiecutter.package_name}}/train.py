@@ -49,18 +49,9 @@ class TrainResult:
     metrics: dict[str, float]
     model_name: str
     model_version: str
-    gate_metric: str
-    gate_min: float
+    gate: evaluate.GateResult
     export_dir: Path | None  # None when the gate failed: the previous export stays
     seconds: float
-
-    @property
-    def gate_value(self) -> float:
-        return self.metrics[self.gate_metric]
-
-    @property
-    def passed(self) -> bool:
-        return self.gate_value >= self.gate_min
 
 
 def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainResult:
@@ -110,15 +101,14 @@ def _record(
     version = str(info.registered_model_version)
 
     client = MlflowClient()
-    value = scores[settings.gate_metric]
-    passed = value >= settings.gate_min
+    gate = evaluate.quality_gate(scores, settings.gate_metric.value, settings.gate_min)
     for key, tag in {
-        "quality_gate": "passed" if passed else "failed",
-        "quality_gate_rule": f"{settings.gate_metric} >= {settings.gate_min}",
-        "quality_gate_value": f"{value:.6f}",
+        "quality_gate": "passed" if gate.passed else "failed",
+        "quality_gate_rule": gate.rule,
+        "quality_gate_value": f"{gate.value:.6f}",
     }.items():
         client.set_model_version_tag(settings.model_name, version, key, tag)
-    if passed:
+    if gate.passed:
         # Export first: the alias never points at a version that serving does not have.
         try:
             export(settings.model_name, version, active.info.run_id, settings.export_dir)
@@ -133,9 +123,8 @@ def _record(
         metrics=scores,
         model_name=settings.model_name,
         model_version=version,
-        gate_metric=settings.gate_metric.value,
-        gate_min=settings.gate_min,
-        export_dir=settings.export_dir if passed else None,
+        gate=gate,
+        export_dir=settings.export_dir if gate.passed else None,
         seconds=time.perf_counter() - started,
     )
 
