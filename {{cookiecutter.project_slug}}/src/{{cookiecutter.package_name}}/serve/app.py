@@ -71,7 +71,7 @@ def create_app(
     state = ServingState()
     metrics = Metrics(ENDPOINTS)
 
-    def ready(loaded: ServedModel) -> None:
+    def on_loaded(loaded: ServedModel) -> None:
         # Runs on the event loop thread, which does the predicting: scikit-learn's config is
         # per thread. Rows are checked finite before they reach the model, so skip its check.
         import sklearn
@@ -93,7 +93,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if model is not None:
-            ready(model)
+            on_loaded(model)
             yield
             return
         loop = asyncio.get_running_loop()
@@ -107,7 +107,7 @@ def create_app(
                 if on_load_failure is not None:
                     loop.call_soon_threadsafe(on_load_failure, str(error))
                 return
-            loop.call_soon_threadsafe(ready, loaded)
+            loop.call_soon_threadsafe(on_loaded, loaded)
 
         # A daemon thread, not the default executor: interpreter exit never waits on a load.
         threading.Thread(target=load, name="model-loader", daemon=True).start()
@@ -120,6 +120,7 @@ def create_app(
     )
     app.state.serving = state
     app.state.metrics = metrics
+    # The first of the request checks (requests.py lists them all), made before routing.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -237,7 +237,7 @@ class RowValidator:
                     f"row {i}: expected a list of {len(columns)} values (one per column)",
                 )
             records.append(dict(zip(columns, row, strict=True)))
-        return self._validated(records)
+        return self.rows(records)  # as many as data["data"]: the size check passes again
 
     def column_rows(self, data: dict[str, Any]) -> list[list[Any]]:
         """Rows from a dict of columns: `{feature: [values...], ...}`."""
@@ -251,11 +251,6 @@ class RowValidator:
         ]
         return self.rows(records)
 
-    def rows(self, instances: Any) -> list[list[Any]]:
-        """Rows from a list of records (`{feature: value}`) or of lists in signature order."""
-        self._check_size(instances)
-        return self._validated(instances)
-
     def _check_size(self, instances: Any) -> None:
         if not isinstance(instances, list):
             raise ApiError(422, "expected a list of instances", f"got {type(instances).__name__}")
@@ -268,7 +263,9 @@ class RowValidator:
                 f"{len(instances)} instances; MAX_BATCH_SIZE is {self.max_batch_size}",
             )
 
-    def _validated(self, instances: list[Any]) -> list[list[Any]]:
+    def rows(self, instances: Any) -> list[list[Any]]:
+        """Rows from a list of records (`{feature: value}`) or of lists in signature order."""
+        self._check_size(instances)
         problems: list[str] = []
         rows = []
         for i, instance in enumerate(instances):
