@@ -18,12 +18,14 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import pandas as pd
 import skops.io
 from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
+from sklearn.utils import assert_all_finite
 
 from . import data, evaluate, plots, tracking
 from .config import TrainSettings
@@ -67,6 +69,7 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
     model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed)
     try:
         model.fit(parts.x_train, parts.y_train)
+        _check_preprocessed(model, parts.x_train)
     except ValueError as error:  # what scikit-learn raises on values it cannot fit
         raise data.DataError(
             f"cannot fit {settings.model_type} on {dataset.source}: {tracking.one_line(error)}"
@@ -78,6 +81,20 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
     except (MlflowException, OSError) as error:  # OSError: requests' connection errors too
         where = tracking.describe(settings.mlflow_tracking_uri)
         raise tracking.TrackingError(f"{where} failed: {tracking.one_line(error)}") from None
+
+
+def _check_preprocessed(model: Pipeline, x_train: pd.DataFrame) -> None:
+    """Raise ValueError if preprocessing turned finite training values into NaN or infinity.
+
+    Values near the float limit overflow the scaler's mean and variance. A linear model then
+    refuses to fit, but trees accept NaN and would train with that column silently gone.
+    """
+    try:
+        assert_all_finite(model[:-1].transform(x_train))  # dense or sparse
+    except ValueError:
+        raise ValueError(
+            "values too large to scale: preprocessing made some NaN or infinite"
+        ) from None
 
 
 def _record(
