@@ -27,6 +27,9 @@ from {{ cookiecutter.package_name }}.config import (
     TrainSettings,
     load,
 )
+from {{ cookiecutter.package_name }}.evaluate import (
+    quality_gate,
+)
 from {{ cookiecutter.package_name }}.pipeline import (
     HYPERPARAMETERS,
 )
@@ -69,6 +72,12 @@ def test_run_records_train_and_test_data_as_inputs(trained: TrainResult, trackin
     assert profiles == {"training": 455, "testing": 114}  # 569 rows, 20% held out
     assert all(d.name == "breast_cancer" for d in contexts.values())
     assert "target" in str(contexts["training"].schema)
+
+
+@pytest.mark.parametrize(("value", "passed"), [(0.89, False), (0.9, True), (0.95, True)])
+def test_quality_gate_passes_at_the_minimum_and_above(value: float, passed: bool) -> None:
+    gate = quality_gate({"roc_auc": value, "accuracy": 0.5}, "roc_auc", 0.9)
+    assert (gate.value, gate.passed, gate.rule) == (value, passed, "roc_auc >= 0.9")
 
 
 def test_version_is_registered_tagged_and_champion(trained: TrainResult, tracking_uri: str) -> None:
@@ -181,7 +190,7 @@ def test_other_model_types_train_register_and_export(
 ) -> None:
     settings = train_settings(model_type=model_type)
     result = run(settings)
-    assert result.passed, result.metrics
+    assert result.gate.passed, result.metrics
     params = MlflowClient(settings.mlflow_tracking_uri).get_run(result.run_id).data.params
     assert params["model_type"] == model_type.value
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
@@ -212,7 +221,7 @@ def test_user_csv_with_categories_and_three_classes(
         data_path=csv, target_column="species", model_type=ModelType.LOGISTIC_REGRESSION
     )
     result = run(settings)
-    assert result.passed
+    assert result.gate.passed
     assert result.metrics["f1"] > 0.85
     run_data = MlflowClient(settings.mlflow_tracking_uri).get_run(result.run_id)
     assert run_data.data.params["data_source"] == str(csv)

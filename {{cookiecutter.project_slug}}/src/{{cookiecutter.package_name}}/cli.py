@@ -62,8 +62,8 @@ def train() -> None:
     metrics = " ".join(f"{name}={value:.4f}" for name, value in result.metrics.items())
     print(f"run {result.run_id}: {metrics} ({result.seconds:.1f}s)")
     print(f"registered {result.model_name} version {result.model_version}")
-    gate = f"{result.gate_metric}={result.gate_value:.4f}, GATE_MIN={result.gate_min}"
-    if not result.passed:
+    gate = f"{result.gate.metric}={result.gate.value:.4f}, GATE_MIN={result.gate.minimum}"
+    if not result.gate.passed:
         print(
             f"quality gate failed: {gate}; alias '{training.CHAMPION}' not moved",
             file=sys.stderr,

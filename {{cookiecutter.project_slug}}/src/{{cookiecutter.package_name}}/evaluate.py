@@ -1,4 +1,4 @@
-"""Test-set predictions of a fitted classifier, made once, and its metrics, binary or multiclass."""
+"""Test-set predictions of a fitted classifier, made once, its metrics, and the quality gate."""
 
 from __future__ import annotations
 
@@ -46,3 +46,23 @@ def metrics(holdout: Holdout) -> dict[str, float]:
         "roc_auc": float(auc),
         "log_loss": float(log_loss(y_true, proba, labels=classes)),
     }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The quality gate's verdict on one run, decided once by `quality_gate`."""
+
+    metric: str
+    minimum: float
+    value: float
+    passed: bool
+
+    @property
+    def rule(self) -> str:
+        return f"{self.metric} >= {self.minimum}"
+
+
+def quality_gate(scores: dict[str, float], metric: str, minimum: float) -> GateResult:
+    """Pass when the test-set `metric` (GATE_METRIC, higher is better) is at least `minimum`."""
+    value = scores[metric]
+    return GateResult(metric, minimum, value, passed=value >= minimum)

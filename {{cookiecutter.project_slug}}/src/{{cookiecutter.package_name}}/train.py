@@ -18,12 +18,14 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import pandas as pd
 import skops.io
 from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
+from sklearn.utils import assert_all_finite
 
 from . import data, evaluate, plots, tracking
 from .config import TrainSettings
@@ -49,18 +51,9 @@ class TrainResult:
     metrics: dict[str, float]
     model_name: str
     model_version: str
-    gate_metric: str
-    gate_min: float
+    gate: evaluate.GateResult
     export_dir: Path | None  # None when the gate failed: the previous export stays
     seconds: float
-
-    @property
-    def gate_value(self) -> float:
-        return self.metrics[self.gate_metric]
-
-    @property
-    def passed(self) -> bool:
-        return self.gate_value >= self.gate_min
 
 
 def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainResult:
@@ -76,6 +69,7 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
     model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed)
     try:
         model.fit(parts.x_train, parts.y_train)
+        _check_preprocessed(model, parts.x_train)
     except ValueError as error:  # what scikit-learn raises on values it cannot fit
         raise data.DataError(
             f"cannot fit {settings.model_type} on {dataset.source}: {tracking.one_line(error)}"
@@ -87,6 +81,20 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
     except (MlflowException, OSError) as error:  # OSError: requests' connection errors too
         where = tracking.describe(settings.mlflow_tracking_uri)
         raise tracking.TrackingError(f"{where} failed: {tracking.one_line(error)}") from None
+
+
+def _check_preprocessed(model: Pipeline, x_train: pd.DataFrame) -> None:
+    """Raise ValueError if preprocessing turned finite training values into NaN or infinity.
+
+    Values near the float limit overflow the scaler's mean and variance. A linear model then
+    refuses to fit, but trees accept NaN and would train with that column silently gone.
+    """
+    try:
+        assert_all_finite(model[:-1].transform(x_train))  # dense or sparse
+    except ValueError:
+        raise ValueError(
+            "values too large to scale: preprocessing made some NaN or infinite"
+        ) from None
 
 
 def _record(
@@ -110,15 +118,14 @@ def _record(
     version = str(info.registered_model_version)
 
     client = MlflowClient()
-    value = scores[settings.gate_metric]
-    passed = value >= settings.gate_min
+    gate = evaluate.quality_gate(scores, settings.gate_metric.value, settings.gate_min)
     for key, tag in {
-        "quality_gate": "passed" if passed else "failed",
-        "quality_gate_rule": f"{settings.gate_metric} >= {settings.gate_min}",
-        "quality_gate_value": f"{value:.6f}",
+        "quality_gate": "passed" if gate.passed else "failed",
+        "quality_gate_rule": gate.rule,
+        "quality_gate_value": f"{gate.value:.6f}",
     }.items():
         client.set_model_version_tag(settings.model_name, version, key, tag)
-    if passed:
+    if gate.passed:
         # Export first: the alias never points at a version that serving does not have.
         try:
             export(settings.model_name, version, active.info.run_id, settings.export_dir)
@@ -133,9 +140,8 @@ def _record(
         metrics=scores,
         model_name=settings.model_name,
         model_version=version,
-        gate_metric=settings.gate_metric.value,
-        gate_min=settings.gate_min,
-        export_dir=settings.export_dir if passed else None,
+        gate=gate,
+        export_dir=settings.export_dir if gate.passed else None,
         seconds=time.perf_counter() - started,
     )
 

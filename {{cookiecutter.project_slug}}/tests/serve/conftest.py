@@ -16,9 +16,11 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.serve.app import (
     create_app,
 )
+from {{ cookiecutter.package_name }}.serve.loading import (
+    load_model,
+)
 from {{ cookiecutter.package_name }}.serve.model import (
     ServedModel,
-    load_model,
 )
 
 

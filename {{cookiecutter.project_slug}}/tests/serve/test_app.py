@@ -18,9 +18,11 @@ from {{ cookiecutter.package_name }}.serve.app import (
     ServingState,
     create_app,
 )
+from {{ cookiecutter.package_name }}.serve.loading import (
+    load_model,
+)
 from {{ cookiecutter.package_name }}.serve.model import (
     ServedModel,
-    load_model,
 )
 
 FRAME = load_breast_cancer(as_frame=True).data

@@ -60,7 +60,7 @@ def server(exported_model: Path, served_model: ServedModel) -> Iterator[ThreadSe
         yield running
 
 
-def predict(server: ThreadServer) -> int:
+def post_prediction(server: ThreadServer) -> int:
     request = urllib.request.Request(
         server.url("/predict"), data=BODY, headers={"Content-Type": "application/json"}
     )
@@ -109,7 +109,7 @@ def test_a_connection_without_whole_headers_is_closed_within_the_header_timeout(
 ) -> None:
     slow = server.connect()
     slow.sendall(HALF_SENT[sent])
-    assert predict(server) == 200  # other clients are served meanwhile
+    assert post_prediction(server) == 200  # other clients are served meanwhile
     answer, waited = read_until_closed(slow)
     slow.close()
     assert waited < HEADER_TIMEOUT + SLACK
@@ -148,7 +148,7 @@ def test_half_a_body_gets_408_within_the_body_timeout_and_is_counted(
         partial = BODY[:20]
     request = f"POST {endpoint} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
     slow.sendall(f"{request}{head}\r\n".encode() + partial)
-    assert predict(server) == 200
+    assert post_prediction(server) == 200
     answer, waited = read_until_closed(slow)
     slow.close()
     assert waited < BODY_TIMEOUT + SLACK
@@ -202,7 +202,7 @@ def test_connections_over_the_cap_get_503_and_the_server_carries_on(server: Thre
     deadline = time.monotonic() + SLACK
     while True:  # the held connections close on the server's side a moment later
         try:
-            assert predict(server) == 200
+            assert post_prediction(server) == 200
             break
         except (OSError, urllib.error.HTTPError):
             assert time.monotonic() < deadline

@@ -22,8 +22,10 @@ from {{ cookiecutter.package_name }}.pipeline import (
 from {{ cookiecutter.package_name }}.serve.app import (
     create_app,
 )
-from {{ cookiecutter.package_name }}.serve.model import (
+from {{ cookiecutter.package_name }}.serve.loading import (
     Feature,
+)
+from {{ cookiecutter.package_name }}.serve.model import (
     ServedModel,
 )
 

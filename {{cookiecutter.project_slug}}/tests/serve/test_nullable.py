@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.pipeline import (
 from {{ cookiecutter.package_name }}.serve.app import (
     create_app,
 )
-from {{ cookiecutter.package_name }}.serve.model import (
+from {{ cookiecutter.package_name }}.serve.loading import (
     load_model,
 )
 from {{ cookiecutter.package_name }}.serve.nullable import (

@@ -21,27 +21,14 @@ from starlette.requests import ClientDisconnect
 from ..config import PROJECT, ServeSettings
 from .connections import BODY_TIMED_OUT
 from .errors import ApiError
-from .limits import BodySizeLimit
+from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
-from .model import NonFinitePredictionError, ServedModel, load_model
-from .schema import Validator, parse_json
+from .model import NonFinitePredictionError, Prediction, ServedModel
+from .requests import INSTANCES_SCHEMA, BodySizeLimit, RowValidator, read_json
 
 log = logging.getLogger(__name__)
 
 ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
-
-INSTANCES_SCHEMA = {
-    "type": "object",
-    "required": ["instances"],
-    "properties": {
-        "instances": {
-            "type": "array",
-            "items": {"oneOf": [{"type": "object"}, {"type": "array"}]},
-            "description": "Rows as {feature: value} objects, or lists in feature order "
-            "(see GET /metadata).",
-        }
-    },
-}
 
 
 @dataclass
@@ -49,13 +36,13 @@ class ServingState:
     """What the endpoints need to know: the model once loaded, and whether we are stopping."""
 
     model: ServedModel | None = None
-    validator: Validator | None = None
+    validator: RowValidator | None = None
     load_error: str | None = None
     shutting_down: bool = False
 
-    def serve(self, model: ServedModel, max_batch_size: int) -> None:
-        """Start taking predictions with `model`."""
-        self.validator = Validator(model.features, max_batch_size)
+    def mark_ready(self, model: ServedModel, max_batch_size: int) -> None:
+        """Start taking predictions with `model` (readiness turns 200)."""
+        self.validator = RowValidator(model.features, max_batch_size)
         self.model = model  # set last: readiness checks it
 
     def begin_shutdown(self) -> None:
@@ -84,14 +71,14 @@ def create_app(
     state = ServingState()
     metrics = Metrics(ENDPOINTS)
 
-    def ready(loaded: ServedModel) -> None:
+    def on_loaded(loaded: ServedModel) -> None:
         # Runs on the event loop thread, which does the predicting: scikit-learn's config is
         # per thread. Rows are checked finite before they reach the model, so skip its check.
         import sklearn
 
         sklearn.set_config(assume_finite=True)
         gc.freeze()  # the loaded model is long-lived: keep it out of every future GC pass
-        state.serve(loaded, settings.max_batch_size)
+        state.mark_ready(loaded, settings.max_batch_size)
         metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
         metrics.ready.set(1)
         log.info(
@@ -106,7 +93,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if model is not None:
-            ready(model)
+            on_loaded(model)
             yield
             return
         loop = asyncio.get_running_loop()
@@ -120,7 +107,7 @@ def create_app(
                 if on_load_failure is not None:
                     loop.call_soon_threadsafe(on_load_failure, str(error))
                 return
-            loop.call_soon_threadsafe(ready, loaded)
+            loop.call_soon_threadsafe(on_loaded, loaded)
 
         # A daemon thread, not the default executor: interpreter exit never waits on a load.
         threading.Thread(target=load, name="model-loader", daemon=True).start()
@@ -133,6 +120,7 @@ def create_app(
     )
     app.state.serving = state
     app.state.metrics = metrics
+    # The first of the request checks (requests.py lists them all), made before routing.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -158,27 +146,12 @@ def create_app(
         log.info("%s %s: %s %s", request.method, request.url.path, client, why)
         return Response(status_code=status)
 
-    def serving_model() -> tuple[ServedModel, Validator]:
+    def serving_model() -> tuple[ServedModel, RowValidator]:
         if state.model is None or state.validator is None:
             raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
         return state.model, state.validator
 
-    async def read_json(request: Request) -> Any:
-        content_type = request.headers.get("content-type", "application/json")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            raise ApiError(
-                415, "unsupported content type", f"got {content_type!r}; send application/json"
-            )
-        encoding = request.headers.get("content-encoding", "identity")
-        if encoding.strip().lower() != "identity":
-            raise ApiError(
-                415,
-                "unsupported content encoding",
-                f"got Content-Encoding {encoding!r}; send the JSON body uncompressed",
-            )
-        return parse_json(await request.body())
-
-    def predict(served: ServedModel, rows: list[list[Any]], endpoint: str) -> Any:
+    def run_model(served: ServedModel, rows: list[list[Any]], endpoint: str) -> Prediction:
         try:
             result = served.predict(rows)
         except NonFinitePredictionError as error:  # finite inputs far outside the training data
@@ -240,7 +213,7 @@ def create_app(
     async def predict_endpoint(request: Request) -> Response:
         served, validator = serving_model()
         rows = validator.predict_rows(await read_json(request))
-        result = predict(served, rows, "/predict")
+        result = run_model(served, rows, "/predict")
         return json_response(
             {
                 "predictions": result.predictions,
@@ -259,7 +232,7 @@ def create_app(
     async def invocations(request: Request) -> Response:
         served, validator = serving_model()
         rows = validator.invocation_rows(await read_json(request))
-        return json_response({"predictions": predict(served, rows, "/invocations").predictions})
+        return json_response({"predictions": run_model(served, rows, "/invocations").predictions})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:

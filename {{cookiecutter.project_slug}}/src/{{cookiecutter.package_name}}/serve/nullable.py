@@ -3,14 +3,15 @@
 MLflow infers `required` from the few rows of the input example, so a random seed would decide
 whether a column with gaps takes `null`. Training records the answer in the model's metadata
 instead: a feature may be null if it had missing values in training, or if the fitted
-pipeline imputes it. The server reads that list (see model.load_model).
+pipeline imputes it. The server reads that list (see loading.load_model).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # the server imports this module for its key, without pandas
+    import pandas as pd
 
 # The key in the MLmodel `metadata` holding the list of feature names that may be null.
 NULLABLE_FEATURES = "nullable_features"

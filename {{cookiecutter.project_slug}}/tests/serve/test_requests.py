@@ -1,4 +1,5 @@
-"""Request parsing and validation against the model signature, without HTTP."""
+"""Request parsing and validation against the model signature, without HTTP (see test_app
+and test_hostile_input for the checks on headers and body size)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import pytest
 from {{ cookiecutter.package_name }}.serve.errors import (
     ApiError,
 )
-from {{ cookiecutter.package_name }}.serve.model import (
+from {{ cookiecutter.package_name }}.serve.loading import (
     Feature,
 )
-from {{ cookiecutter.package_name }}.serve.schema import (
+from {{ cookiecutter.package_name }}.serve.requests import (
     MAX_REPORTED_PROBLEMS,
-    Validator,
+    RowValidator,
     parse_json,
 )
 
@@ -52,7 +53,7 @@ def test_bodies_that_are_not_json_are_400(body: bytes, detail: str) -> None:
 
 
 def test_records_and_lists_become_rows_in_signature_order() -> None:
-    validator = Validator(DOUBLES, max_batch_size=10)
+    validator = RowValidator(DOUBLES, max_batch_size=10)
     rows = validator.predict_rows({"instances": [{"b": 2.0, "a": 1}, [3, 4.5]]})
     assert rows == [[1, 2.0], [3, 4.5]]
 
@@ -73,7 +74,7 @@ def test_records_and_lists_become_rows_in_signature_order() -> None:
     ids=["missing", "unknown", "string", "bool", "null", "overflow", "huge-int", "short", "str"],
 )
 def test_bad_instances_are_422_naming_row_and_feature(instance: Any, problem: str) -> None:
-    validator = Validator(DOUBLES, max_batch_size=10)
+    validator = RowValidator(DOUBLES, max_batch_size=10)
     error = error_of(validator.predict_rows, {"instances": [{"a": 0.0, "b": 0.0}, instance]})
     assert (error.status, error.error) == (422, "invalid input")
     assert len(error.detail) == 1
@@ -81,7 +82,7 @@ def test_bad_instances_are_422_naming_row_and_feature(instance: Any, problem: st
 
 
 def test_problem_list_is_capped() -> None:
-    validator = Validator(DOUBLES, max_batch_size=100)
+    validator = RowValidator(DOUBLES, max_batch_size=100)
     error = error_of(validator.predict_rows, {"instances": [{"a": "x", "b": "y"}] * 50})
     assert len(error.detail) == MAX_REPORTED_PROBLEMS
 
@@ -98,17 +99,17 @@ def test_problem_list_is_capped() -> None:
     ids=["empty", "too-large", "not-a-list", "wrong-key", "not-an-object"],
 )
 def test_bad_batches_are_422(payload: Any, message: str) -> None:
-    error = error_of(Validator(DOUBLES, max_batch_size=10).predict_rows, payload)
+    error = error_of(RowValidator(DOUBLES, max_batch_size=10).predict_rows, payload)
     assert (error.status, error.error) == (422, message)
 
 
 def test_batch_limit_names_the_setting() -> None:
-    error = error_of(Validator(DOUBLES, 3).predict_rows, {"instances": [[0, 0]] * 4})
+    error = error_of(RowValidator(DOUBLES, 3).predict_rows, {"instances": [[0, 0]] * 4})
     assert error.detail == "4 instances; MAX_BATCH_SIZE is 3"
 
 
 def test_each_column_type_accepts_its_json_values() -> None:
-    validator = Validator(MIXED, max_batch_size=10)
+    validator = RowValidator(MIXED, max_batch_size=10)
     rows = validator.rows(
         [
             {"n": 3, "flag": True, "city": "paris", "x": 0.5},
@@ -130,7 +131,7 @@ def test_each_column_type_accepts_its_json_values() -> None:
     ids=["fractional-long", "int-as-bool", "number-as-string", "null-required"],
 )
 def test_each_column_type_rejects_other_values(record: dict[str, Any], problem: str) -> None:
-    error = error_of(Validator(MIXED, 10).rows, [record])
+    error = error_of(RowValidator(MIXED, 10).rows, [record])
     assert error.detail == [f"row 0: {problem}"]
 
 
@@ -158,7 +159,7 @@ def test_each_column_type_rejects_other_values(record: dict[str, Any], problem: 
     ],
 )
 def test_every_mlflow_scoring_format_gives_the_same_rows(payload: dict[str, Any]) -> None:
-    assert Validator(DOUBLES, 10).invocation_rows(payload) == [[1.0, 2.0], [3.0, 4.0]]
+    assert RowValidator(DOUBLES, 10).invocation_rows(payload) == [[1.0, 2.0], [3.0, 4.0]]
 
 
 @pytest.mark.parametrize(
@@ -187,6 +188,6 @@ def test_every_mlflow_scoring_format_gives_the_same_rows(payload: dict[str, Any]
     ],
 )
 def test_bad_invocations_are_422(payload: Any, message: str) -> None:
-    error = error_of(Validator(DOUBLES, 10).invocation_rows, payload)
+    error = error_of(RowValidator(DOUBLES, 10).invocation_rows, payload)
     assert error.status == 422
     assert message in error.error

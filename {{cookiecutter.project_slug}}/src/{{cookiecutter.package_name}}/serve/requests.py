@@ -1,4 +1,13 @@
-"""Turn request bodies into validated rows, checked against the model signature.
+"""Requests to rows: every check a prediction request passes, in one place and in order.
+
+1. Body size (`BodySizeLimit`, ASGI middleware): a Content-Length over MAX_BODY_BYTES is 413
+   before routing; a body read past it (chunked uploads) is 413 where it is read.
+2. Headers (`read_json`): Content-Type application/json and no Content-Encoding, else 415.
+3. Strict JSON (`parse_json`): no NaN/Infinity, duplicate keys, runaway digits or nesting: 400.
+4. Shape (`RowValidator.predict_rows` / `invocation_rows`): the body's format, a non-empty
+   batch within MAX_BATCH_SIZE, else 422.
+5. Values (`RowValidator`): every feature of the signature with a value of its type, null
+   only for a nullable feature, else 422 naming each row and feature.
 
 Validation is hand-written rather than a pydantic model built per signature: it is several
 times faster for one row, and every problem is reported with its row and feature.
@@ -12,13 +21,99 @@ import reprlib
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from .errors import ApiError
-from .model import Feature
+from .loading import Feature
 
 MAX_REPORTED_PROBLEMS = 20  # enough to fix a request, small enough to read
 
 # The request formats MLflow's scoring server (`mlflow models serve`) accepts on /invocations.
 INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+# The /predict body, for the OpenAPI page (validation itself is RowValidator.predict_rows).
+INSTANCES_SCHEMA = {
+    "type": "object",
+    "required": ["instances"],
+    "properties": {
+        "instances": {
+            "type": "array",
+            "items": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+            "description": "Rows as {feature: value} objects, or lists in feature order "
+            "(see GET /metadata).",
+        }
+    },
+}
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over `max_bytes`, declared or not (chunked uploads).
+
+    A Content-Length over the limit is answered at once; otherwise the body is counted as it
+    arrives and reading past the limit raises ApiError(413) in the endpoint reading it, which
+    the app's error handler renders.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            # Outside the routes here, so answer directly instead of raising.
+            error = self._too_large(f"Content-Length is {declared} bytes")
+            await JSONResponse(error.body(), error.status)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large(f"the body passed {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _too_large(self, what: str) -> ApiError:
+        return ApiError(
+            413, "request body too large", f"{what}; MAX_BODY_BYTES is {self.max_bytes}"
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the HTTP server rejects a malformed length itself
+    return None
+
+
+async def read_json(request: Request) -> Any:
+    """The body of `request` as strict JSON; 415 for another content type or an encoding."""
+    content_type = request.headers.get("content-type", "application/json")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(
+            415, "unsupported content type", f"got {content_type!r}; send application/json"
+        )
+    encoding = request.headers.get("content-encoding", "identity")
+    if encoding.strip().lower() != "identity":
+        raise ApiError(
+            415,
+            "unsupported content encoding",
+            f"got Content-Encoding {encoding!r}; send the JSON body uncompressed",
+        )
+    return parse_json(await request.body())
 
 
 # Values echoed in error details are cut short: a request may carry megabytes or deep nesting.
@@ -71,7 +166,7 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "malformed JSON", str(error)) from None
 
 
-class Validator:
+class RowValidator:
     """Checks rows against the signature's named, typed columns."""
 
     def __init__(self, features: Sequence[Feature], max_batch_size: int) -> None:
@@ -142,7 +237,7 @@ class Validator:
                     f"row {i}: expected a list of {len(columns)} values (one per column)",
                 )
             records.append(dict(zip(columns, row, strict=True)))
-        return self._validated(records)
+        return self.rows(records)  # as many as data["data"]: the size check passes again
 
     def column_rows(self, data: dict[str, Any]) -> list[list[Any]]:
         """Rows from a dict of columns: `{feature: [values...], ...}`."""
@@ -156,11 +251,6 @@ class Validator:
         ]
         return self.rows(records)
 
-    def rows(self, instances: Any) -> list[list[Any]]:
-        """Rows from a list of records (`{feature: value}`) or of lists in signature order."""
-        self._check_size(instances)
-        return self._validated(instances)
-
     def _check_size(self, instances: Any) -> None:
         if not isinstance(instances, list):
             raise ApiError(422, "expected a list of instances", f"got {type(instances).__name__}")
@@ -173,7 +263,9 @@ class Validator:
                 f"{len(instances)} instances; MAX_BATCH_SIZE is {self.max_batch_size}",
             )
 
-    def _validated(self, instances: list[Any]) -> list[list[Any]]:
+    def rows(self, instances: Any) -> list[list[Any]]:
+        """Rows from a list of records (`{feature: value}`) or of lists in signature order."""
+        self._check_size(instances)
         problems: list[str] = []
         rows = []
         for i, instance in enumerate(instances):

@@ -1,0 +1,207 @@
+"""Load an exported model: read its MLmodel file, then the estimator with skops.
+
+A model folder is read directly (the MLmodel YAML and `skops.io.load` with the trusted types
+MLflow recorded there), so serving a local folder never imports MLflow. Only `models:/...`
+and other remote URIs import MLflow, to download the folder into /tmp first.
+
+Importing this module costs only the standard library and PyYAML: `read_model_metadata` is
+what image labels and other tools use to name the model in a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from .nullable import NULLABLE_FEATURES
+
+if TYPE_CHECKING:
+    from .model import ServedModel
+
+# MLflow column types and the Python values a JSON request may carry for each.
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+SUPPORTED_TYPES = NUMERIC_TYPES | {"boolean", "string"}
+
+UNKNOWN = "unknown"  # what the server reports for a name, version or run id nobody recorded
+
+
+class ModelLoadError(RuntimeError):
+    """The model at MODEL_URI cannot be served; the message says why and what would work."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """One input column of the model signature."""
+
+    name: str
+    type: str
+    required: bool = True  # present in every row (MLflow's meaning: else it may be left out)
+    nullable: bool = False  # may be null; always so when not required
+
+    def __post_init__(self) -> None:
+        if not self.required:  # a column that may be left out is null when it is
+            object.__setattr__(self, "nullable", True)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    """Which model a folder holds: its registered name, version and training run."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+def read_model_metadata(folder: str | Path) -> ModelMetadata:
+    """The name, version and run id the exported model in `folder` records (else "unknown").
+
+    Raises ModelLoadError if `folder` holds no MLmodel file.
+    """
+    return _identity(_recorded(_read_mlmodel(Path(folder), str(folder)), {}))
+
+
+def load_model(uri: str) -> ServedModel:
+    """Load the model at `uri`: an exported MLflow model folder or `models:/<name>@<alias>`."""
+    folder, registered = _local_folder(uri)
+    mlmodel = _read_mlmodel(folder, uri)
+    flavor = (mlmodel.get("flavors") or {}).get("sklearn")
+    if not flavor:
+        raise ModelLoadError(f"MODEL_URI={uri!r}: the MLmodel has no sklearn flavor")
+    if flavor.get("serialization_format") != "skops":
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: serialization_format is "
+            f"{flavor.get('serialization_format')!r}; only 'skops' models are served "
+            "(pickle can run arbitrary code when loaded)"
+        )
+    features = _features(mlmodel, uri)
+    recorded = _recorded(mlmodel, registered)
+    if NULLABLE_FEATURES in recorded:
+        # Decided from the training data, not the example: every feature is sent, null if
+        # training allows it.
+        nullable = set(recorded[NULLABLE_FEATURES])
+        features = [Feature(f.name, f.type, True, f.name in nullable) for f in features]
+    # Both import most of scikit-learn: kept out of module import for a fast start.
+    import skops.io
+
+    from .model import ServedModel
+
+    # MODEL_URI must point at a model you trust: like MLflow, we trust the types it records.
+    estimator = skops.io.load(
+        folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
+    )
+    identity = _identity(recorded)
+    return ServedModel(
+        estimator,
+        features,
+        name=identity.name,
+        version=identity.version,
+        run_id=identity.run_id,
+        example=_example(folder, mlmodel),
+        source=uri,
+    )
+
+
+def _read_mlmodel(folder: Path, uri: str) -> dict[str, Any]:
+    path = folder / "MLmodel"
+    if not path.is_file():
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: no MLmodel file in {folder}; train and export a model first "
+            "(`nox -s train` writes build/model) or point MODEL_URI at an exported model folder"
+        )
+    mlmodel: dict[str, Any] = yaml.safe_load(path.read_text())
+    return mlmodel
+
+
+def _recorded(mlmodel: dict[str, Any], registered: dict[str, str]) -> dict[str, Any]:
+    # An exported folder names its version in `metadata`; a registry download asks the registry.
+    return {**registered, **(mlmodel.get("metadata") or {})}
+
+
+def _identity(recorded: dict[str, Any]) -> ModelMetadata:
+    return ModelMetadata(
+        name=str(recorded.get("model_name", UNKNOWN)),
+        version=str(recorded.get("model_version", UNKNOWN)),
+        run_id=str(recorded.get("run_id", UNKNOWN)),
+    )
+
+
+def _local_folder(uri: str) -> tuple[Path, dict[str, str]]:
+    """The model folder for `uri` (downloaded into /tmp if remote) and what the registry says."""
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://")), {}
+    if "://" not in uri and not uri.startswith("models:/"):
+        return Path(uri), {}
+    try:
+        import mlflow.artifacts  # only for registry/remote URIs; a folder never needs MLflow
+        from mlflow.tracking import MlflowClient
+    except ImportError:  # pragma: no cover - tests install MLflow; the serving image does not
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r} needs MLflow's client: install the `registry` extra "
+            "(`uv sync --extra serve --extra registry`), or serve an exported model folder"
+        ) from None
+    target = tempfile.mkdtemp(prefix="model-", dir=tempfile.gettempdir())
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target))
+        registered = {}
+        if uri.startswith("models:/"):
+            name, _, alias = uri.removeprefix("models:/").partition("@")
+            if alias:
+                version = MlflowClient().get_model_version_by_alias(name, alias)
+            else:
+                name, _, number = name.partition("/")
+                version = MlflowClient().get_model_version(name, number)
+            registered = {
+                "model_name": name,
+                "model_version": str(version.version),
+                "run_id": str(version.run_id),
+            }
+    except Exception as error:
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: could not download the model ({error}); for models:/ URIs "
+            "set MLFLOW_TRACKING_URI to the registry that holds it"
+        ) from None
+    return folder, registered
+
+
+def _features(mlmodel: dict[str, Any], uri: str) -> list[Feature]:
+    signature = mlmodel.get("signature") or {}
+    try:
+        columns = json.loads(signature.get("inputs") or "[]")
+    except json.JSONDecodeError:
+        columns = []
+    features = []
+    for column in columns:
+        if "name" not in column or column.get("type") not in SUPPORTED_TYPES:
+            raise ModelLoadError(
+                f"MODEL_URI={uri!r}: input {column} is not a named column of type "
+                f"{' / '.join(sorted(SUPPORTED_TYPES))}"
+            )
+        features.append(Feature(column["name"], column["type"], column.get("required", True)))
+    if not features:
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: the MLmodel has no input signature with named columns; "
+            "log the model with signature=infer_signature(X, y)"
+        )
+    return features
+
+
+def _example(folder: Path, mlmodel: dict[str, Any]) -> dict[str, Any] | None:
+    info = mlmodel.get("saved_input_example_info") or {}
+    path = folder / info.get("artifact_path", "input_example.json")
+    try:
+        example = json.loads(path.read_text())
+        row = dict(zip(example["columns"], example["data"][0], strict=True))
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None  # an example is nice to have, never required
+    # MLflow writes a missing value as NaN, which JSON has no word for: it is null in a request.
+    return {name: None if _not_finite(value) else value for name, value in row.items()}
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
