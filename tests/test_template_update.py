@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cookiecutter.main import cookiecutter
 
 from noxfile import TEST_REQUIREMENTS
 from tests.conftest import DEFAULT_SLUG, bake, git_init, project_env, run
@@ -140,6 +141,7 @@ def test_cruft_project_takes_a_template_update_and_still_passes_nox(tmp_path: Pa
     run(["nox", "--non-interactive"], project, timeout=2400)  # the project's default sessions
 
 
+@pytest.mark.e2e
 def test_an_update_renders_with_the_newer_commits_filters(tmp_path: Path) -> None:
     """cruft renders both commits in one process: a filter added later must still be found."""
     template, project, _ = created_project(tmp_path)
@@ -150,3 +152,21 @@ def test_an_update_renders_with_the_newer_commits_filters(tmp_path: Path) -> Non
     update = cruft(project, "update", "--skip-apply-ask")
     assert update.returncode == 0, update.stdout + update.stderr
     assert (project / "CHANGELOG.md").read_text() == "ML SERVICE\n"
+
+
+@pytest.mark.e2e
+def test_a_plain_cookiecutter_bake_linked_once_takes_updates(tmp_path: Path) -> None:
+    """README: link a plain bake to the commit it came from, then `cruft update` works."""
+    template, first = template_repo(tmp_path / "template")
+    project = Path(cookiecutter(str(template), no_input=True, output_dir=str(tmp_path)))
+    git_init(project)
+    link = ["link", "--no-input", "--checkout", first, str(template)]
+    assert cruft(project, *link).returncode == 0
+    assert cruft_state(project)["commit"] == first
+    commit(project, "Link to the template")
+    (template / ADDED).write_text(ADDED_TEXT)
+    commit(template, "one file added")
+    assert cruft(project, "check").returncode != 0
+    update = cruft(project, "update", "--skip-apply-ask")
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert (project / "CHANGELOG.md").read_text() == "# ML Service: changes\n"
