@@ -20,6 +20,7 @@ PYTHON = "3.11"
 # The template's test tools, pinned so a run today and a run next year agree.
 TEST_REQUIREMENTS = [
     "cookiecutter==2.7.1",
+    "cruft==2.16.0",  # template updates of a baked project
     "nox==2026.10.20",
     "uv==0.13.9",
     "pytest==9.0.3",

@@ -6,6 +6,7 @@ answer, the value and the rule it breaks.
 
 from __future__ import annotations
 
+import importlib
 import json
 import keyword
 import logging
@@ -312,6 +313,28 @@ def _refuse_jinja_answers(from_string: Callable[..., Any]) -> Callable[..., Any]
     return guarded
 
 
+def _rules_on_disk() -> bytes:
+    """The files the rules come from, as they are on disk now."""
+    hooks = Path(__file__).parent
+    sources = [*sorted(hooks.glob("*.py")), *sorted(hooks.glob("*.json"))]
+    return b"\0".join(p.read_bytes() for p in [*sources, hooks.parent / "cookiecutter.json"])
+
+
+RULES_IMPORTED = _rules_on_disk()
+
+
+def _take_the_rules_on_disk() -> None:
+    """Re-import the rules, filters and template strings if their files changed since import.
+
+    `cruft update` renders the project's template commit and then the newest one in one process,
+    from one checkout: without this the newer commit would get the older commit's filters.
+    """
+    if _rules_on_disk() != RULES_IMPORTED:
+        importlib.reload(formats)
+        importlib.reload(locked_imports)
+        importlib.reload(sys.modules[__name__])  # in place: this module's globals are the new ones
+
+
 def _load_jinja_extension() -> type:
     """A Jinja extension: the answer rules and the per-format escapes as filters.
 
@@ -325,6 +348,7 @@ def _load_jinja_extension() -> type:
     class AnswerRules(Extension):
         def __init__(self, environment):  # type: ignore[no-untyped-def]
             super().__init__(environment)
+            _take_the_rules_on_disk()
             environment.filters["refuse_bad_answers"] = refuse_bad_answers
             environment.filters.update(formats.FILTERS)
             environment.from_string = _refuse_jinja_answers(environment.from_string)
