@@ -15,6 +15,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -62,7 +63,9 @@ def attach(pipeline: Pipeline, holdout: pd.DataFrame, logged: Any) -> str | None
         mlflow.set_tag(CONVERSION_TAG, f"not served through ONNX: {error}"[:500])
         log.warning("model stays on scikit-learn: %s", error)
         return str(error)
-    mlflow.onnx.log_model(model, name=ONNX_ARTIFACT)
+    # Pinned as installed: MLflow's requirement inference would load the model in a subprocess.
+    requirements = [f"{name}=={installed_version(name)}" for name in ("onnx", "onnxruntime")]
+    mlflow.onnx.log_model(model, name=ONNX_ARTIFACT, pip_requirements=requirements)
     client = MlflowClient()
     with tempfile.TemporaryDirectory() as folder:
         staged = Path(folder)
