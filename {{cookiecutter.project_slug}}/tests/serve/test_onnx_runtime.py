@@ -23,7 +23,8 @@ from {{ cookiecutter.package_name }}.serve.onnx_runtime import (
 )
 
 # Makes scikit-learn, pandas, SciPy and skops unimportable, as in the slim serving image,
-# then loads the model folder given as argv[1] and predicts one row.
+# then loads the model folder given as argv[1] with the loading module named by argv[2]
+# (by name: the package name may be long) and predicts one row.
 WITHOUT_SKLEARN = """
 import sys
 BLOCKED = ("sklearn", "pandas", "scipy", "skops")
@@ -32,10 +33,11 @@ class Block:
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is not installed")
 sys.meta_path.insert(0, Block())
-from {{ cookiecutter.package_name }}.serve.loading import ModelLoadError, load_model
+import importlib
+loading = importlib.import_module(sys.argv[2])
 try:
-    model = load_model(sys.argv[1])
-except ModelLoadError as error:
+    model = loading.load_model(sys.argv[1])
+except loading.ModelLoadError as error:
     print("refused:", error)
     raise SystemExit(3)
 row = [model.example[name] for name in model.names]
@@ -87,7 +89,7 @@ def test_a_missing_onnx_file_falls_back_too(exported_model: Path, tmp_path: Path
 
 def test_onnx_serving_never_imports_scikit_learn_pandas_or_scipy(exported_model: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-c", WITHOUT_SKLEARN, str(exported_model)],
+        [sys.executable, "-c", WITHOUT_SKLEARN, str(exported_model), load_model.__module__],
         capture_output=True,
         text=True,
     )
@@ -102,7 +104,9 @@ def test_without_scikit_learn_a_disagreeing_model_is_refused_with_the_reason(
 ) -> None:
     folder = disagreeing_copy(exported_model, tmp_path)
     run = subprocess.run(
-        [sys.executable, "-c", WITHOUT_SKLEARN, str(folder)], capture_output=True, text=True
+        [sys.executable, "-c", WITHOUT_SKLEARN, str(folder), load_model.__module__],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 3, run.stderr
     [line] = run.stdout.splitlines()  # one line says why
