@@ -32,9 +32,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
+from .serve.loading import ONNX_METADATA
 from .serve.onnx_runtime import (
     ONNX_FILE,
-    ONNX_METADATA,
     REFERENCE_FILE,
     OnnxPredictor,
     Reference,

@@ -1,7 +1,8 @@
 """Serve a model converted to ONNX with onnxruntime, once it agrees with scikit-learn.
 
 Training writes the converted model and a reference (holdout rows plus what the scikit-learn
-pipeline predicted for them) into the model folder and names both in the MLmodel `metadata`.
+pipeline predicted for them) into the model folder and names both in the MLmodel `metadata`
+(key `loading.ONNX_METADATA`).
 The server runs the ONNX model on those rows again and serves it only if it still agrees.
 
 Importing this module costs numpy alone: no pandas, scikit-learn or SciPy, which is what
@@ -17,12 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .loading import ONNX_METADATA
-
 ONNX_FILE = "model.onnx"
 REFERENCE_FILE = "onnx_reference.json"
-__all__ = ["ONNX_METADATA", "OnnxPredictor", "Reference", "disagreement", "load_checked"]
-
 RUNTIME = "onnxruntime"
 # The agreement rule, checked at export and again at load: labels equal, class probabilities
 # within this absolute tolerance, regression predictions within it relatively.
