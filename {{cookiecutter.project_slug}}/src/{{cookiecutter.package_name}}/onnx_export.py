@@ -99,7 +99,8 @@ def convert(pipeline: Pipeline, holdout: pd.DataFrame) -> tuple[Any, Reference]:
     final = pipeline.steps[-1][1]
     classifier = hasattr(final, "predict_proba")
     positional = _positional(pipeline, list(holdout.columns))
-    options = {id(positional.steps[-1][1]): {"zipmap": False}} if classifier else None
+    # Keyed by class, not id(): skl2onnx then skips walking every tree to find the estimator.
+    options = {type(final): {"zipmap": False}} if classifier else None
     try:
         with _integer_missing_flags():
             model = to_onnx(
@@ -118,8 +119,7 @@ def convert(pipeline: Pipeline, holdout: pd.DataFrame) -> tuple[Any, Reference]:
     reason = disagreement(predictor, reference)
     if reason is not None:
         raise ConversionError(f"on the holdout, {reason}")
-    sample = _reference(pipeline, holdout.head(REFERENCE_ROWS), classifier)
-    return model, sample
+    return model, reference.head(REFERENCE_ROWS)
 
 
 def _reference(pipeline: Pipeline, x: pd.DataFrame, classifier: bool) -> Reference:
@@ -144,7 +144,13 @@ def _positional(pipeline: Pipeline, names: list[str]) -> Pipeline:
     """
     from skl2onnx.sklapi import CastTransformer
 
-    positional = copy.deepcopy(pipeline)
+    # Only the preprocessing is changed, so only it is deep-copied: copying 200 trees costs.
+    positional = Pipeline(
+        [
+            (name, copy.deepcopy(step) if isinstance(step, ColumnTransformer) else copy.copy(step))
+            for name, step in pipeline.steps
+        ]
+    )
     position = {name: i for i, name in enumerate(names)}
     for _, step in positional.steps:
         if isinstance(step, ColumnTransformer):
@@ -155,8 +161,6 @@ def _positional(pipeline: Pipeline, names: list[str]) -> Pipeline:
             ]
         if "feature_names_in_" in vars(step):
             del step.feature_names_in_
-    if "feature_names_in_" in vars(positional):
-        del positional.feature_names_in_
     final_name, final = positional.steps[-1]
     if hasattr(final, "tree_") or hasattr(final, "estimators_") or _is_hist(final):
         positional.steps[-1:] = [

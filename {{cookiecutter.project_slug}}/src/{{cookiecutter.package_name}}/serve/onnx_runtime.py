@@ -72,6 +72,15 @@ class Reference:
             }
         )
 
+    def head(self, rows: int) -> Reference:
+        """The first `rows` rows and their answers."""
+        return Reference(
+            inputs=self.inputs[:rows],
+            predictions=self.predictions[:rows],
+            classes=self.classes,
+            probabilities=None if self.probabilities is None else self.probabilities[:rows],
+        )
+
     @classmethod
     def from_json(cls, text: str) -> Reference:
         content = json.loads(text)
