@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import mlflow
+import mlflow.onnx
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
@@ -16,6 +19,8 @@ from {{ cookiecutter.package_name }}.config import (
     ModelType,
 )
 from {{ cookiecutter.package_name }}.onnx_export import (
+    CONVERSION_TAG,
+    ONNX_ARTIFACT,
     ConversionError,
     convert,
 )
@@ -26,6 +31,19 @@ from {{ cookiecutter.package_name }}.serve.onnx_runtime import (
     OnnxPredictor,
     disagreement,
 )
+from {{ cookiecutter.package_name }}.train import (
+    TrainResult,
+)
+
+
+def test_the_onnx_model_is_logged_beside_the_sklearn_one(
+    trained: TrainResult, tracking_uri: str
+) -> None:
+    run = MlflowClient(tracking_uri).get_run(trained.run_id)
+    assert run.data.tags[CONVERSION_TAG] == "verified"
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.onnx.load_model(f"runs:/{trained.run_id}/{ONNX_ARTIFACT}")
+    assert [i.name for i in model.graph.input] == ["X"]  # one float64 matrix, signature order
 
 
 def with_missing(frame: pd.DataFrame) -> pd.DataFrame:
