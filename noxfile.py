@@ -94,6 +94,8 @@ def relock(session: nox.Session) -> None:
         lock = (project / "uv.lock").read_text()
         templated = lock.replace(
             '\nname = "ml-service"\n', '\nname = "{{ cookiecutter.project_slug }}"\n'
+        ).replace(  # an extra that includes another (`train` has `sklearn`) names the project
+            '{ name = "ml-service", ', '{ name = "{{ cookiecutter.project_slug }}", '
         )
         assert templated != lock, "the project's own entry was not found in uv.lock"
         (TEMPLATE / "uv.lock").write_text(templated)

@@ -111,7 +111,8 @@ def serve(session: nox.Session) -> None:
     """Serve build/model on http://127.0.0.1:8000 with the production server."""
     if not (ROOT / MODEL_DIR / "MLmodel").is_file():
         session.error(f"no model in {MODEL_DIR}/: run `nox -s train` first")
-    install(session, "serve", "registry", dev=False)  # registry: MODEL_URI may be models:/
+    # registry: MODEL_URI may be models:/; sklearn: a model without a verified ONNX twin.
+    install(session, "serve", "registry", "sklearn", dev=False)
     # These are defaults: the same variables set in the environment win.
     defaults = {"MODEL_URI": MODEL_DIR, "HOST": "127.0.0.1", "PORT": "8000"}
     session.run(f"{PACKAGE}-serve", env={k: os.environ.get(k, v) for k, v in defaults.items()})

@@ -100,6 +100,8 @@ def test_export_is_a_self_contained_model_naming_its_version(
         "run_id": trained.run_id,
         # The pipeline imputes every feature, so each may be null.
         "nullable_features": [column["name"] for column in json.loads(inputs)],
+        # The verified ONNX model and its reference rows (see onnx_export.py).
+        "onnx": {"model": "model.onnx", "reference": "onnx_reference.json"},
     }
     assert mlmodel["signature"]["inputs"]
     assert (exported_model / "input_example.json").is_file()

@@ -22,6 +22,9 @@ import yaml
 from tools.project import ROOT, git, image_ref, names, registry, version
 
 MODEL_DIR = ROOT / "build" / "model"
+# The MLmodel metadata key of a verified ONNX model: serve/loading.py's ONNX_METADATA, repeated
+# because this runs without the package installed (tests/tools/test_images.py checks both).
+ONNX_METADATA = "onnx"
 PYTHON = (ROOT / ".python-version").read_text().strip()
 
 
@@ -46,6 +49,18 @@ def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
     }
 
 
+def model_runtime(model_dir: Path = MODEL_DIR) -> str:
+    """What the serving image installs to run the exported model: `onnx` or `sklearn`.
+
+    `onnx` when training added a verified ONNX model (the MLmodel metadata names it); the
+    server checks it again at load, and the slim image refuses to start if it disagrees.
+    """
+    model_labels(model_dir)  # the same error when there is no exported model
+    content = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    onnx = (content.get("metadata") or {}).get(ONNX_METADATA)
+    return "onnx" if onnx else "sklearn"
+
+
 def oci_labels() -> dict[str, str]:
     """Build arguments for the OCI labels; `created` is the commit time, so rebuilds agree."""
     created = git("log", "-1", "--format=%cI") or datetime.now(UTC).isoformat(timespec="seconds")
@@ -60,7 +75,7 @@ def oci_labels() -> dict[str, str]:
 def build(options: Sequence[str]) -> None:
     """Build both images for this commit and print their sizes."""
     common = oci_labels()
-    serving = common | model_labels()
+    serving = common | model_labels() | {"MODEL_RUNTIME": model_runtime()}
     client = docker.from_env()
     for image, dockerfile in names().dockerfiles.items():
         args = serving if image == names().image else common

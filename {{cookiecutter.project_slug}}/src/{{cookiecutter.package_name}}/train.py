@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 from sklearn.utils import assert_all_finite
 
-from . import data, evaluate, plots, tracking
+from . import data, evaluate, onnx_export, plots, tracking
 from .config import TrainSettings
 from .pipeline import HYPERPARAMETERS, build_pipeline
 from .serve.nullable import NULLABLE_FEATURES, nullable_features
@@ -115,6 +115,7 @@ def _record(
         mlflow.log_figure(plots.roc_curve(holdout), "plots/roc_curve.png")
         _log_inputs(dataset, parts)
         info = _log_model(model, parts, settings.model_name)
+        onnx_export.attach(model, parts.x_test, info)  # before export: the version carries it
     version = str(info.registered_model_version)
 
     client = MlflowClient()

@@ -37,8 +37,11 @@ def test_fast_path_predicts_like_the_pipeline(
     result = served_model.predict(rows)
     assert result.predictions == served_model.estimator.predict(frame).tolist()
     assert result.probabilities is not None
+    # The scikit-learn fast path computes what the pipeline does; onnxruntime agrees within
+    # the tolerance checked at export and load (its float sums differ in the last bits).
+    rtol, atol = (1e-9, 0.0) if served_model.runtime == "scikit-learn" else (0.0, 1e-5)
     np.testing.assert_allclose(
-        result.probabilities, served_model.estimator.predict_proba(frame), rtol=1e-9
+        result.probabilities, served_model.estimator.predict_proba(frame), rtol=rtol, atol=atol
     )
 
 

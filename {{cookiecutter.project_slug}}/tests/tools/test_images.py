@@ -48,3 +48,18 @@ def test_labels_command_prints_key_value_lines(capsys: pytest.CaptureFixture[str
     else:
         assert images.main(["labels"]) == 1
         assert "nox -s train" in capsys.readouterr().err
+
+
+def test_the_runtime_build_argument_follows_the_exported_model(
+    tmp_path: Path, exported_model: Path
+) -> None:
+    # Imported here: a top-level import would sort differently with each package name.
+    from {{ cookiecutter.package_name }}.serve.loading import ONNX_METADATA
+
+    assert images.ONNX_METADATA == ONNX_METADATA
+    # The default model converts and verifies: its image installs onnxruntime, not sklearn.
+    assert images.model_runtime(exported_model) == "onnx"
+    mlmodel = yaml.safe_load((exported_model / "MLmodel").read_text())
+    del mlmodel["metadata"][ONNX_METADATA]
+    (tmp_path / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    assert images.model_runtime(tmp_path) == "sklearn"

@@ -72,11 +72,7 @@ def create_app(
     metrics = Metrics(ENDPOINTS)
 
     def on_loaded(loaded: ServedModel) -> None:
-        # Runs on the event loop thread, which does the predicting: scikit-learn's config is
-        # per thread. Rows are checked finite before they reach the model, so skip its check.
-        import sklearn
-
-        sklearn.set_config(assume_finite=True)
+        loaded.configure_thread()  # the event loop thread does the predicting
         gc.freeze()  # the loaded model is long-lived: keep it out of every future GC pass
         state.mark_ready(loaded, settings.max_batch_size)
         metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)

@@ -1,7 +1,9 @@
 """Load an exported model: read its MLmodel file, then the estimator with skops.
 
 A model folder is read directly (the MLmodel YAML and `skops.io.load` with the trusted types
-MLflow recorded there), so serving a local folder never imports MLflow. Only `models:/...`
+MLflow recorded there), so serving a local folder never imports MLflow. If training added an
+ONNX model that still agrees with scikit-learn on its reference rows, onnxruntime serves it
+and scikit-learn is not even imported (see onnx_runtime.py). Only `models:/...`
 and other remote URIs import MLflow, to download the folder into /tmp first.
 
 Importing this module costs only the standard library and PyYAML: `read_model_metadata` is
@@ -11,6 +13,7 @@ what image labels and other tools use to name the model in a folder.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 SUPPORTED_TYPES = NUMERIC_TYPES | {"boolean", "string"}
 
+log = logging.getLogger(__name__)
+
+# MLmodel metadata key training writes when it added a verified ONNX model:
+# {"model": <file>, "reference": <file>} in the model folder (see onnx_runtime.py).
+ONNX_METADATA = "onnx"
 UNKNOWN = "unknown"  # what the server reports for a name, version or run id nobody recorded
 
 
@@ -86,15 +94,33 @@ def load_model(uri: str) -> ServedModel:
         # training allows it.
         nullable = set(recorded[NULLABLE_FEATURES])
         features = [Feature(f.name, f.type, True, f.name in nullable) for f in features]
-    # Both import most of scikit-learn: kept out of module import for a fast start.
-    import skops.io
-
     from .model import ServedModel
+    from .onnx_runtime import load_checked
 
-    # MODEL_URI must point at a model you trust: like MLflow, we trust the types it records.
-    estimator = skops.io.load(
-        folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
-    )
+    def load_estimator() -> Any:
+        # skops imports most of scikit-learn: kept out of module import for a fast start.
+        import skops.io
+
+        # MODEL_URI must point at a model you trust: like MLflow, we trust the types it records.
+        return skops.io.load(
+            folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
+        )
+
+    onnx, note = None, None
+    if ONNX_METADATA in recorded and all(f.type in NUMERIC_TYPES for f in features):
+        onnx, note = load_checked(folder, recorded[ONNX_METADATA])
+    estimator = None
+    if onnx is None:
+        try:
+            estimator = load_estimator()
+        except ImportError:
+            why = f"{note}, and " if note else ""
+            raise ModelLoadError(
+                f"MODEL_URI={uri!r}: {why}scikit-learn is not installed in this image "
+                "(build it with the scikit-learn runtime)"
+            ) from None
+        if note:
+            log.warning("serving with scikit-learn, not onnxruntime: %s", note)
     identity = _identity(recorded)
     return ServedModel(
         estimator,
@@ -104,6 +130,9 @@ def load_model(uri: str) -> ServedModel:
         run_id=identity.run_id,
         example=_example(folder, mlmodel),
         source=uri,
+        onnx=onnx,
+        runtime_note=note,
+        load_estimator=load_estimator,
     )
 
 
