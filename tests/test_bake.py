@@ -75,7 +75,8 @@ def test_every_combination_renders_clean(tmp_path: Path, answers: dict[str, str]
     config = (package / "config.py").read_text()
     assert f'ModelType("{answers["model"]}")' in config
     assert f'TASK = Task("{answers["task"]}")' in config
-    assert f"`{answers['task']}` pipeline" in (project / "README.md").read_text()
+    readme = (project / "README.md").read_text()
+    assert f"`{answers['model']}` {answers['task']} pipeline" in readme
     assert (project / "LICENSE").exists() == (answers["license"] != "Proprietary")
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert metadata.get("license", "Proprietary") == answers["license"]

@@ -37,7 +37,8 @@ from {{ cookiecutter.package_name }}.train import (
 )
 
 LINEAR, BOOSTING = ModelType.LOGISTIC_REGRESSION, ModelType.HIST_GRADIENT_BOOSTING
-ENTRY_POINT = Path(sys.executable).with_name("{{ cookiecutter.package_name }}-train")
+PACKAGE = "{{ cookiecutter.package_name }}"
+ENTRY_POINT = Path(sys.executable).with_name(f"{PACKAGE}-train")
 
 
 def regression(make: Callable[..., TrainSettings], **overrides: object) -> TrainSettings:

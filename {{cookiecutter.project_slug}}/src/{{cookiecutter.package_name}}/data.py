@@ -189,7 +189,7 @@ def _regression_target(target: pd.Series, where: str) -> pd.Series:
     _check_finite(target, where)
     if target.nunique() < 2:
         raise DataError(
-            f"TARGET_COLUMN={target.name!r} of {where} is always {target.iloc[0]!r}; "
+            f"TARGET_COLUMN={target.name!r} of {where} is always {float(target.iloc[0])!r}; "
             "a regressor needs values that vary"
         )
     return target
