@@ -49,6 +49,7 @@ RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-
 # cookiecutter refuses an unknown list value with a traceback before any rule runs.
 CHOICES: dict[str, tuple[str, ...]] = {
     "python_version": ("3.13", "3.12", "3.11"),
+    "task": ("classification", "regression"),
     "model": ("logistic_regression", "random_forest", "hist_gradient_boosting"),
     "license": ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"),
 }

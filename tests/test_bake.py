@@ -18,7 +18,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from hooks import formats, validation
-from tests.conftest import TEMPLATE, bake, nox
+from tests.conftest import TEMPLATE, bake, nox, run
 
 SPEC = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 CHOICES = validation.CHOICES
@@ -72,15 +72,23 @@ def test_every_combination_renders_clean(tmp_path: Path, answers: dict[str, str]
     check_rendered(project)
     assert (project / ".python-version").read_text().strip() == answers["python_version"]
     package = project / "src" / "ml_service"
-    assert f'ModelType("{answers["model"]}")' in (package / "config.py").read_text()
+    config = (package / "config.py").read_text()
+    assert f'ModelType("{answers["model"]}")' in config
+    assert f'TASK = Task("{answers["task"]}")' in config
+    readme = (project / "README.md").read_text()
+    assert f"`{answers['model']}` {answers['task']} pipeline" in readme
     assert (project / "LICENSE").exists() == (answers["license"] != "Proprietary")
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert metadata.get("license", "Proprietary") == answers["license"]
 
 
-def test_default_bake_writes_exactly_these_files(default_project: Path) -> None:
+@pytest.mark.parametrize("task", validation.CHOICES["task"])
+def test_each_task_writes_exactly_these_files(
+    default_project: Path, tmp_path: Path, task: str
+) -> None:
     expected = set(Path(__file__).with_name("expected_files.txt").read_text().split())
-    actual = relative(default_project)
+    project = default_project if task == SPEC["task"] else bake(tmp_path, task=task)
+    actual = relative(project)
     assert actual - expected == set(), "files nobody expected"
     assert expected - actual == set(), "files missing"
 
@@ -218,6 +226,17 @@ def test_hostile_labels_reach_the_image_unexpanded(
 @pytest.mark.e2e
 def test_hostile_but_accepted_answers_pass_the_project_sessions(hostile_project: Path) -> None:
     nox(hostile_project, "lint", "typecheck", "tests")
+
+
+@pytest.mark.e2e
+def test_a_regression_bake_passes_its_nox_defaults(tmp_path: Path) -> None:
+    project = bake(tmp_path, task="regression")
+    result = run(["nox", "--non-interactive"], project)  # no -s: the project's own defaults
+    output = result.stdout + result.stderr
+    assert "no 'champion' yet: GATE_MIN alone decides" in output
+    assert re.search(r"run \w+: rmse=\d+\.\d{4} mae=\d+\.\d{4} r2=0\.\d{4}", output), output[-2000:]
+    assert re.search(r"quality gate passed \(r2 >= 0\.3: r2=0\.\d{4}\)", output), output[-2000:]
+    assert (project / "build" / "model" / "MLmodel").is_file()
 
 
 def test_the_next_steps_print_the_name_as_given(tmp_path: Path) -> None:

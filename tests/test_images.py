@@ -131,13 +131,19 @@ def test_training_image_logs_to_a_real_mlflow_server(trained_project: Path, pipe
     assert "skipped" not in summary["rest"]
 
 
-def test_python_311_tree_model_bake_builds_and_passes_smoke(
+def test_python_311_tree_regressor_bake_builds_and_passes_smoke(
     tmp_path_factory: pytest.TempPathFactory, docker: str
 ) -> None:
-    # The other base, and a tree model: skops' trusted tree types through the stripped image.
-    project = bake(tmp_path_factory.mktemp("py311"), python_version="3.11", model="random_forest")
+    # The other base, a tree model and the other task: skops' trusted tree types through the
+    # stripped image, and a regressor served (predictions only) by the same smoke tests.
+    project = bake(
+        tmp_path_factory.mktemp("py311"),
+        python_version="3.11",
+        model="random_forest",
+        task="regression",
+    )
     git_init(project)
-    nox(project, "train")
+    assert "r2=" in nox(project, "train")
     output = nox(project, "build", "smoke")
     assert re.search(r"=+ \d+ passed", output)
     ref = f"{IMAGE}:{tag_of(project)}"

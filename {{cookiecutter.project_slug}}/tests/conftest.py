@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from {{ cookiecutter.package_name }}.config import (
+    Task,
     TrainSettings,
 )
 from {{ cookiecutter.package_name }}.train import (
@@ -37,6 +38,7 @@ class MlflowStore:
         """TrainSettings with a fresh experiment, model name and export folder in this store.
 
         The experiment is created here so its artifacts land under `root`, not in the cwd.
+        Classification unless `task` says otherwise: every bake tests both tasks the same way.
         """
         name = f"test-{next(self._names)}"
         MlflowClient(self.uri).create_experiment(
@@ -49,6 +51,7 @@ class MlflowStore:
             "export_dir": self.root / "exports" / name,
             "data_path": None,
             "target_column": "target",
+            "task": Task.CLASSIFICATION,
         }
         return TrainSettings(**(values | overrides))
 

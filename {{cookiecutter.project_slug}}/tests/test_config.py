@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.config import (
+    DEFAULT_GATE,
+    TASK,
     ConfigError,
     GateMetric,
     ModelType,
+    Task,
     TrainSettings,
     load,
 )
@@ -32,11 +35,37 @@ def test_defaults_train_the_bundled_data_into_a_local_sqlite_store() -> None:
     assert settings.model_type is ModelType("{{ cookiecutter.model }}")
     assert settings.data_path is None
     assert (settings.test_size, settings.random_seed) == (0.2, 42)
-    assert (settings.gate_metric, settings.gate_min) == (GateMetric.ROC_AUC, 0.9)
+    assert settings.task is TASK is Task("{{ cookiecutter.task }}")
+    assert (settings.gate_metric, settings.gate_min) == DEFAULT_GATE[TASK]
+    assert settings.gate_tolerance == 0
     assert settings.export_dir == Path("build/model")
 
 
+@pytest.mark.parametrize(
+    ("task", "gate"),
+    [("classification", (GateMetric.ROC_AUC, 0.9)), ("regression", (GateMetric.R2, 0.3))],
+)
+def test_each_task_has_its_default_gate(
+    monkeypatch: pytest.MonkeyPatch, task: str, gate: tuple[GateMetric, float]
+) -> None:
+    monkeypatch.setenv("TASK", task)
+    settings = load(TrainSettings)
+    assert (settings.gate_metric, settings.gate_min) == gate == DEFAULT_GATE[Task(task)]
+
+
+def test_an_error_metric_gates_from_above(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASK", "regression")
+    monkeypatch.setenv("GATE_METRIC", "rmse")
+    with pytest.raises(ConfigError, match=r"GATE_MIN=None: .*set GATE_MIN, the largest rmse"):
+        load(TrainSettings)
+    monkeypatch.setenv("GATE_MIN", "55")
+    settings = load(TrainSettings)
+    assert (settings.gate_metric, settings.gate_min) == (GateMetric.RMSE, 55)
+    assert not settings.gate_metric.higher_is_better
+
+
 def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASK", "classification")
     monkeypatch.setenv("MODEL_TYPE", "random_forest")
     monkeypatch.setenv("DATA_PATH", "data/churn.csv")
     monkeypatch.setenv("TARGET_COLUMN", "churned")
@@ -56,6 +85,9 @@ def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch
         ("TEST_SIZE", "1.5"),
         ("GATE_MIN", "2"),
         ("GATE_METRIC", "log_loss"),
+        ("GATE_METRIC", "r2" if TASK is Task.CLASSIFICATION else "roc_auc"),  # the other task's
+        ("GATE_TOLERANCE", "-0.1"),
+        ("TASK", "ranking"),
         ("RANDOM_SEED", "-1"),
     ],
 )

@@ -136,7 +136,8 @@ def test_cli_summarises_then_a_failed_gate_keeps_the_champion(
     cli.train()  # passes: returns normally, exit code 0
     out = capsys.readouterr().out
     assert f"registered {settings.model_name} version 1\n" in out
-    assert "quality gate passed (roc_auc=" in out
+    assert "no 'champion' yet: GATE_MIN alone decides\n" in out
+    assert "quality gate passed (roc_auc >= 0.9: roc_auc=" in out
     assert "alias 'champion' -> 1\n" in out
     assert f"exported to {settings.export_dir}\n" in out
     assert re.match(r"run \w+: accuracy=0\.\d{4} f1=.* roc_auc=.* log_loss=", out)
@@ -148,7 +149,10 @@ def test_cli_summarises_then_a_failed_gate_keeps_the_champion(
     assert exited.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"quality gate failed: accuracy=0\.\d{4}, GATE_MIN=1\.0; alias 'champion' not moved", err
+        r"quality gate failed, below GATE_MIN \(accuracy >= 1\.0: accuracy=0\.\d{4}; 'champion' "
+        r"\(version 1\) accuracy=0\.\d{4} on the same holdout, GATE_TOLERANCE=0\.0\); "
+        r"alias 'champion' not moved",
+        err,
     )
     client = MlflowClient(settings.mlflow_tracking_uri)
     champion = client.get_model_version_by_alias(settings.model_name, CHAMPION)

@@ -175,8 +175,8 @@ def test_bad_settings_exit_2(failures: dict[str, Exited], case: str, message: st
         ("inf", r"'mean radius' of DATA_PATH=.*inf.csv has 1 infinite values \(first on line 9"),
         ("overflow", r"'mean radius' .* has 1 infinite values \(first on line 2: "),
         ("late-text", r"column 'size' .* text in 5 \(first on line 299997: 'big'\)"),
-        ("price", r"TARGET_COLUMN='target' .* a regression target \(569 distinct numbers\)"),
-        ("counts", r"looks like a regression target \(200 distinct numbers\); this project"),
+        ("price", r"TARGET_COLUMN='target' of .*price.csv looks continuous: .*TASK=regression"),
+        ("counts", r"looks continuous: to train a regressor, set TASK=regression \(the"),
         ("huge", r"^error: cannot fit \w+ on .*huge.csv: "),
     ],
 )

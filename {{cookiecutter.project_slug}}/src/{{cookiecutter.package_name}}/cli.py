@@ -16,11 +16,12 @@ class TrainExit(IntEnum):
     """Exit codes of the training entry point, one per cause (the README's table lists them)."""
 
     OK = 0  # gate passed: exported, then alias `champion` moved
-    GATE_FAILED = 1  # registered and tagged `failed`; alias and export left as they were
+    GATE_FAILED = 1  # below GATE_MIN: registered and tagged `failed`; alias and export kept
     BAD_SETTINGS = 2  # an environment variable is invalid; nothing was logged
-    BAD_DATA = 3  # the data cannot train a classifier; nothing was logged
+    BAD_DATA = 3  # the data cannot train the task's model; nothing was logged
     TRACKING = 4  # the tracking store or registry is unreachable or refused a call
     EXPORT = 5  # the passing version is registered but not exported; alias not moved
+    BEATEN = 6  # cleared GATE_MIN but worse than the champion: tagged `beaten_by_champion`
     BUG = 70  # anything else: a defect to report (sysexits' EX_SOFTWARE)
 
 
@@ -39,10 +40,12 @@ def train() -> None:
     from .data import DataError, load_dataset  # pandas, scikit-learn: not for serve/healthcheck
 
     try:
-        dataset = load_dataset(settings.data_path, settings.target_column)  # before MLflow, too
+        # Before MLflow, too.
+        dataset = load_dataset(settings.data_path, settings.target_column, settings.task)
     except DataError as error:
         fail(TrainExit.BAD_DATA, str(error))
     from . import train as training  # MLflow is only installed with the `train` extra
+    from .evaluate import Outcome
     from .tracking import TrackingError
 
     try:
@@ -62,13 +65,29 @@ def train() -> None:
     metrics = " ".join(f"{name}={value:.4f}" for name, value in result.metrics.items())
     print(f"run {result.run_id}: {metrics} ({result.seconds:.1f}s)")
     print(f"registered {result.model_name} version {result.model_version}")
-    gate = f"{result.gate.metric}={result.gate.value:.4f}, GATE_MIN={result.gate.minimum}"
-    if not result.gate.passed:
+    verdict = result.gate
+    gate = f"{verdict.rule}: {verdict.metric}={verdict.value:.4f}"
+    champion = verdict.champion
+    if champion is None:
+        print(f"no '{training.CHAMPION}' yet: GATE_MIN alone decides")
+    elif champion.value is None:
         print(
-            f"quality gate failed: {gate}; alias '{training.CHAMPION}' not moved",
+            f"'{training.CHAMPION}' (version {champion.version}) has other features or output: "
+            "not comparable, GATE_MIN alone decides"
+        )
+    else:
+        gate += (
+            f"; '{training.CHAMPION}' (version {champion.version}) {verdict.metric}="
+            f"{champion.value:.4f} on the same holdout, GATE_TOLERANCE={verdict.tolerance}"
+        )
+    if verdict.outcome is not Outcome.PASSED:
+        beaten = verdict.outcome is Outcome.BEATEN
+        reason = "beaten by the champion" if beaten else "below GATE_MIN"
+        print(
+            f"quality gate failed, {reason} ({gate}); alias '{training.CHAMPION}' not moved",
             file=sys.stderr,
         )
-        sys.exit(TrainExit.GATE_FAILED)
+        sys.exit(TrainExit.BEATEN if beaten else TrainExit.GATE_FAILED)
     print(f"quality gate passed ({gate}): alias '{training.CHAMPION}' -> {result.model_version}")
     print(f"exported to {result.export_dir}")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT = "{{ cookiecutter.project_slug }}"
@@ -26,12 +26,47 @@ class ModelType(StrEnum):
     HIST_GRADIENT_BOOSTING = "hist_gradient_boosting"
 
 
+class Task(StrEnum):
+    """What the model predicts: a class (classification) or a number (regression)."""
+
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
 class GateMetric(StrEnum):
-    """Test-set metrics the quality gate can use (higher is better for all)."""
+    """Test-set metrics the quality gate can use; each belongs to one task."""
 
     ACCURACY = "accuracy"
     F1 = "f1"
     ROC_AUC = "roc_auc"
+    R2 = "r2"
+    RMSE = "rmse"
+    MAE = "mae"
+
+    @property
+    def task(self) -> Task:
+        return Task.REGRESSION if self in _REGRESSION_METRICS else Task.CLASSIFICATION
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Errors (RMSE, MAE) are better lower; scores and R² higher."""
+        return self not in {GateMetric.RMSE, GateMetric.MAE}
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The values the metric can take (None: unbounded), which GATE_MIN must respect."""
+        if self is GateMetric.R2:
+            return (None, 1.0)
+        return (0.0, None) if not self.higher_is_better else (0.0, 1.0)
+
+
+_REGRESSION_METRICS = frozenset({GateMetric.R2, GateMetric.RMSE, GateMetric.MAE})
+# The gate each task uses unless GATE_METRIC / GATE_MIN say otherwise: the one home of both.
+DEFAULT_GATE: dict[Task, tuple[GateMetric, float]] = {
+    Task.CLASSIFICATION: (GateMetric.ROC_AUC, 0.9),
+    Task.REGRESSION: (GateMetric.R2, 0.3),
+}
+TASK = Task("{{ cookiecutter.task }}")  # the project's answer; TASK in the environment overrides
 
 
 class _Settings(BaseSettings):
@@ -44,15 +79,56 @@ class TrainSettings(_Settings):
 
     mlflow_tracking_uri: str = Field(default="sqlite:///mlflow.db", min_length=1)
     mlflow_experiment_name: str = Field(default=PROJECT, min_length=1)
-    data_path: Path | None = None  # unset: scikit-learn's bundled breast-cancer data
+    task: Task = TASK
+    data_path: Path | None = None  # unset: scikit-learn's bundled data for the task
     target_column: str = Field(default="target", min_length=1)
     model_type: ModelType = ModelType("{{ cookiecutter.model }}")
     model_name: str = Field(default=PROJECT, min_length=1)  # registered model name in MLflow
     test_size: float = Field(default=0.2, gt=0, lt=1)
     random_seed: int = Field(default=42, ge=0)
-    gate_metric: GateMetric = GateMetric.ROC_AUC
-    gate_min: float = Field(default=0.9, ge=0, le=1)
+    # Unset: DEFAULT_GATE of the task. GATE_MIN is a floor, or a ceiling for an error metric.
+    gate_metric: GateMetric = Field(default=None, validate_default=True)
+    gate_min: float = Field(default=None, validate_default=True)
+    # How much worse than the current champion (in GATE_METRIC units) a new version may be.
+    gate_tolerance: float = Field(default=0.0, ge=0)
     export_dir: Path = Path("build/model")
+
+    @field_validator("gate_metric", mode="before")
+    @classmethod
+    def _default_metric(cls, metric: Any, info: ValidationInfo) -> Any:
+        return DEFAULT_GATE[info.data.get("task", TASK)][0] if metric is None else metric
+
+    @field_validator("gate_metric")
+    @classmethod
+    def _metric_of_task(cls, metric: GateMetric, info: ValidationInfo) -> GateMetric:
+        task = info.data.get("task")
+        if task is not None and metric.task is not task:
+            allowed = ", ".join(m.value for m in GateMetric if m.task is task)
+            raise ValueError(f"TASK={task.value} is gated by one of {allowed}")
+        return metric
+
+    @field_validator("gate_min", mode="before")
+    @classmethod
+    def _default_min(cls, minimum: Any, info: ValidationInfo) -> Any:
+        if minimum is not None:
+            return minimum
+        metric = info.data.get("gate_metric")
+        if metric is not None and not metric.higher_is_better:
+            # An error is in the target's units: no default fits every data set.
+            raise ValueError(f"set GATE_MIN, the largest {metric.value} that passes")
+        return DEFAULT_GATE[metric.task if metric else info.data.get("task", TASK)][1]
+
+    @field_validator("gate_min")
+    @classmethod
+    def _within_metric(cls, minimum: float, info: ValidationInfo) -> float:
+        metric = info.data.get("gate_metric")
+        if metric is None:
+            return minimum
+        low, high = metric.bounds
+        if (low is not None and minimum < low) or (high is not None and minimum > high):
+            span = f"{'-inf' if low is None else low} to {'inf' if high is None else high}"
+            raise ValueError(f"{metric.value} takes values from {span}")
+        return minimum
 
     @field_validator("model_name")
     @classmethod

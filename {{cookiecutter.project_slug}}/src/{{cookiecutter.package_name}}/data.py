@@ -1,4 +1,4 @@
-"""Load the training data and split it: the bundled breast-cancer data or a user's CSV file."""
+"""Load the training data and split it: scikit-learn's bundled data for the task, or a CSV file."""
 
 from __future__ import annotations
 
@@ -7,11 +7,30 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import train_test_split
+
+from .config import Task
 
 BUNDLED_NAME = "breast_cancer"
 BUNDLED_SOURCE = "sklearn.datasets.load_breast_cancer"
+BUNDLED_REGRESSION_NAME = "diabetes"
+BUNDLED_REGRESSION_SOURCE = "sklearn.datasets.load_diabetes"
+# Per task: (name, source, how messages call it, loader). Diabetes: 442 rows, 10 features.
+BUNDLED = {
+    Task.CLASSIFICATION: (
+        BUNDLED_NAME,
+        BUNDLED_SOURCE,
+        "the bundled breast-cancer data",
+        load_breast_cancer,
+    ),
+    Task.REGRESSION: (
+        BUNDLED_REGRESSION_NAME,
+        BUNDLED_REGRESSION_SOURCE,
+        "the bundled diabetes data",
+        load_diabetes,
+    ),
+}
 # More distinct numeric labels than this, or any fractional one: a quantity, not classes.
 MAX_NUMERIC_CLASSES = 50
 
@@ -25,9 +44,14 @@ class Dataset:
     """Features and target of one data source, ready for the pipeline."""
 
     name: str
-    source: str  # a file path, or BUNDLED_SOURCE
+    source: str  # a file path, or a BUNDLED source
     frame: pd.DataFrame  # features and target, as logged to MLflow
     target_column: str
+    task: Task = Task.CLASSIFICATION
+
+    @property
+    def bundled(self) -> bool:
+        return any(self.source == source for _, source, _, _ in BUNDLED.values())
 
     @property
     def features(self) -> pd.DataFrame:
@@ -40,7 +64,7 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Split:
-    """A stratified train/test split of a Dataset."""
+    """A train/test split of a Dataset (stratified by class for classification)."""
 
     x_train: pd.DataFrame
     x_test: pd.DataFrame
@@ -48,11 +72,13 @@ class Split:
     y_test: pd.Series
 
 
-def load_dataset(path: Path | None, target_column: str) -> Dataset:
-    """Read `path` (a CSV file with a header), or the bundled breast-cancer data when None."""
+def load_dataset(
+    path: Path | None, target_column: str, task: Task = Task.CLASSIFICATION
+) -> Dataset:
+    """Read `path` (a CSV file with a header), or the task's bundled data when None."""
     if path is None:
-        frame = load_breast_cancer(as_frame=True).frame
-        name, source, where = BUNDLED_NAME, BUNDLED_SOURCE, "the bundled breast-cancer data"
+        name, source, where, loader = BUNDLED[task]
+        frame = loader(as_frame=True).frame
     else:
         frame = _read_csv(path)
         name, source, where = path.stem, str(path), f"DATA_PATH={path}"
@@ -62,20 +88,26 @@ def load_dataset(path: Path | None, target_column: str) -> Dataset:
             f"TARGET_COLUMN={target_column!r} is not a column of {where}; "
             f"available columns: {available}"
         )
-    return Dataset(name, source, _clean(frame, target_column, where), target_column)
+    return Dataset(name, source, _clean(frame, target_column, where, task), target_column, task)
 
 
 def split(dataset: Dataset, test_size: float, seed: int) -> Split:
-    """Split into train and test sets with the class balance of the whole data set."""
+    """Split into train and test sets; classes keep the balance of the whole data set."""
+    classification = dataset.task is Task.CLASSIFICATION
     try:
         x_train, x_test, y_train, y_test = train_test_split(
             dataset.features,
             dataset.target,
             test_size=test_size,
             random_state=seed,
-            stratify=dataset.target,
+            stratify=dataset.target if classification else None,
         )
-    except ValueError:  # too few rows per class for the requested test size
+    except ValueError:  # too few rows (per class) for the requested test size
+        if not classification:
+            raise DataError(
+                f"cannot split {dataset.source} with TEST_SIZE={test_size}: "
+                f"{len(dataset.frame)} rows leave one of the sets empty"
+            ) from None
         counts = dataset.target.value_counts()
         shown = counts.to_dict() if len(counts) <= 10 else f"{len(counts)} classes"
         raise DataError(
@@ -101,28 +133,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _clean(frame: pd.DataFrame, target_column: str, where: str) -> pd.DataFrame:
+def _clean(frame: pd.DataFrame, target_column: str, where: str, task: Task) -> pd.DataFrame:
     missing = int(frame[target_column].isna().sum())
     if missing:
         raise DataError(
             f"TARGET_COLUMN={target_column!r} of {where} has {missing} empty values; "
             "every row needs a label"
         )
-    target = frame[target_column]
-    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
-        fractional = bool((target % 1 != 0).any())
-        if fractional or target.nunique() > MAX_NUMERIC_CLASSES:
-            raise DataError(
-                f"TARGET_COLUMN={target_column!r} of {where} looks like a regression target "
-                f"({target.nunique()} distinct numbers); this project trains classifiers"
-            )
-    classes = frame[target_column].nunique()
-    if classes < 2:
-        value = frame[target_column].iloc[0]
-        raise DataError(
-            f"TARGET_COLUMN={target_column!r} of {where} has one class ({value!r}); "
-            "a classifier needs at least two"
-        )
+    if task is Task.REGRESSION:
+        frame = frame.assign(**{target_column: _regression_target(frame[target_column], where)})
+    else:
+        _check_classes(frame[target_column], where)
     if frame.shape[1] < 2:
         raise DataError(f"{where} has no feature columns besides TARGET_COLUMN={target_column!r}")
     frame = frame.copy()
@@ -138,6 +159,40 @@ def _clean(frame: pd.DataFrame, target_column: str, where: str) -> pd.DataFrame:
             frame[column] = frame[column].astype(object)
     frame.columns = frame.columns.map(str)
     return frame
+
+
+def _check_classes(target: pd.Series, where: str) -> None:
+    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+        fractional = bool((target % 1 != 0).any())
+        if fractional or target.nunique() > MAX_NUMERIC_CLASSES:
+            raise DataError(
+                f"TARGET_COLUMN={target.name!r} of {where} looks continuous: "
+                "to train a regressor, set TASK=regression (the project's `task` answer)"
+            )
+    if target.nunique() < 2:
+        raise DataError(
+            f"TARGET_COLUMN={target.name!r} of {where} has one class ({target.iloc[0]!r}); "
+            "a classifier needs at least two"
+        )
+
+
+def _regression_target(target: pd.Series, where: str) -> pd.Series:
+    """The target as finite doubles, or DataError naming the first value that is not."""
+    if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
+        text = pd.to_numeric(target, errors="coerce").isna()
+        raise DataError(
+            f"TARGET_COLUMN={target.name!r} of {where} is not numeric (first on "
+            f"{_line(target, text if text.any() else ~text)}); a regression target is a "
+            "number: use TASK=classification for labels"
+        )
+    target = target.astype("float64")
+    _check_finite(target, where)
+    if target.nunique() < 2:
+        raise DataError(
+            f"TARGET_COLUMN={target.name!r} of {where} is always {float(target.iloc[0])!r}; "
+            "a regressor needs values that vary"
+        )
+    return target
 
 
 def _line(values: pd.Series, mask: pd.Series) -> str:

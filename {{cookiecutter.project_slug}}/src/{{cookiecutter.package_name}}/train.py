@@ -2,7 +2,9 @@
 
 The registered version always exists (so a failed candidate stays inspectable); only a version
 that passes the gate is exported to EXPORT_DIR for serving and then gets the `champion` alias.
-Each failure is raised as one of the errors `cli.TrainExit` tells apart.
+The gate compares the new version with the current champion too, both scored on this run's
+holdout (see evaluate.GateResult). Each failure is raised as one of the errors `cli.TrainExit`
+tells apart.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ import pandas as pd
 import skops.io
 from mlflow.data.pandas_dataset import from_pandas
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 from sklearn.utils import assert_all_finite
 
 from . import data, evaluate, onnx_export, plots, tracking
 from .config import TrainSettings
-from .pipeline import HYPERPARAMETERS, build_pipeline
+from .pipeline import HYPERPARAMETERS_BY_TASK, build_pipeline
 from .serve.nullable import NULLABLE_FEATURES, nullable_features
 
 CHAMPION = "champion"
@@ -63,10 +65,10 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
     """
     started = time.perf_counter()
     if dataset is None:
-        dataset = data.load_dataset(settings.data_path, settings.target_column)
+        dataset = data.load_dataset(settings.data_path, settings.target_column, settings.task)
     parts = data.split(dataset, settings.test_size, settings.random_seed)
     tracking.connect(settings.mlflow_tracking_uri)  # before fitting: a dead server fails fast
-    model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed)
+    model = build_pipeline(settings.model_type, parts.x_train, settings.random_seed, settings.task)
     try:
         model.fit(parts.x_train, parts.y_train)
         _check_preprocessed(model, parts.x_train)
@@ -107,24 +109,29 @@ def _record(
     started: float,
 ) -> TrainResult:
     """Log the run, register and tag the version; export and alias it if it passes the gate."""
+    example = parts.x_train.head(5)
+    signature = infer_signature(example, model.predict(example))
+    champion = score_champion(settings, parts, signature)  # before this run registers a version
+    gate = evaluate.quality_gate(
+        scores, settings.gate_metric, settings.gate_min, champion, settings.gate_tolerance
+    )
     experiment = mlflow.set_experiment(settings.mlflow_experiment_name)
     with mlflow.start_run(experiment_id=experiment.experiment_id) as active:
         mlflow.log_params(_params(settings, dataset))
         mlflow.log_metrics(scores)
-        mlflow.log_figure(plots.confusion_matrix(holdout), "plots/confusion_matrix.png")
-        mlflow.log_figure(plots.roc_curve(holdout), "plots/roc_curve.png")
+        if champion is not None:
+            mlflow.set_tag("champion_version", champion.version)
+            if champion.value is not None:
+                mlflow.log_metric(f"champion_{gate.metric}", champion.value)
+        for path, figure in plots.for_holdout(holdout).items():
+            mlflow.log_figure(figure, path)
         _log_inputs(dataset, parts)
-        info = _log_model(model, parts, settings.model_name)
+        info = _log_model(model, parts, settings.model_name, signature)
         onnx_export.attach(model, parts.x_test, info)  # before export: the version carries it
     version = str(info.registered_model_version)
 
     client = MlflowClient()
-    gate = evaluate.quality_gate(scores, settings.gate_metric.value, settings.gate_min)
-    for key, tag in {
-        "quality_gate": "passed" if gate.passed else "failed",
-        "quality_gate_rule": gate.rule,
-        "quality_gate_value": f"{gate.value:.6f}",
-    }.items():
+    for key, tag in _gate_tags(gate).items():
         client.set_model_version_tag(settings.model_name, version, key, tag)
     if gate.passed:
         # Export first: the alias never points at a version that serving does not have.
@@ -145,6 +152,69 @@ def _record(
         export_dir=settings.export_dir if gate.passed else None,
         seconds=time.perf_counter() - started,
     )
+
+
+def score_champion(
+    settings: TrainSettings, parts: data.Split, signature: ModelSignature
+) -> evaluate.Champion | None:
+    """The current champion's GATE_METRIC on this run's holdout, or None if there is none.
+
+    A champion whose features or output differ from the new model's cannot be scored on
+    these rows: its `value` is None, and the floor alone decides.
+    """
+    client = MlflowClient()
+    try:
+        current = client.get_model_version_by_alias(settings.model_name, CHAMPION)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # no such model or alias yet
+            return None
+        raise
+    version = str(current.version)
+    with tempfile.TemporaryDirectory(prefix="champion-") as folder:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{settings.model_name}/{version}", dst_path=folder
+        )
+        mlmodel = Model.load(str(Path(folder) / "MLmodel"))
+        if _schema(mlmodel.signature) != _schema(signature):
+            return evaluate.Champion(version, None)
+        flavor = mlmodel.flavors["sklearn"]
+        estimator = skops.io.load(
+            Path(folder) / flavor["pickled_model"],
+            trusted=flavor.get("skops_trusted_types") or None,
+        )
+    try:
+        scores = evaluate.metrics(evaluate.Holdout.of(estimator, parts.x_test, parts.y_test))
+    except ValueError:  # e.g. the holdout has classes the champion never saw
+        return evaluate.Champion(version, None)
+    return evaluate.Champion(version, scores[settings.gate_metric])
+
+
+def _schema(signature: ModelSignature | None) -> Any:
+    """What must match for two models to be scored on the same rows: input names and types,
+    and the output's type."""
+    if signature is None:
+        return None
+    inputs = signature.inputs.to_dict()
+    outputs = signature.outputs.to_dict() if signature.outputs is not None else []
+    return (
+        [(column.get("name"), column.get("type")) for column in inputs],
+        [column.get("type") for column in outputs],
+    )
+
+
+def _gate_tags(gate: evaluate.GateResult) -> dict[str, str]:
+    tags = {
+        "quality_gate": gate.outcome.value,
+        "quality_gate_rule": gate.rule,
+        "quality_gate_value": f"{gate.value:.6f}",
+        "gate_tolerance": str(gate.tolerance),
+    }
+    if gate.champion is not None:
+        tags["champion_version"] = gate.champion.version
+        tags["champion_value"] = (
+            "schema differs" if gate.champion.value is None else f"{gate.champion.value:.6f}"
+        )
+    return tags
 
 
 def export(model_name: str, version: str, run_id: str, export_dir: Path) -> Path:
@@ -186,8 +256,9 @@ def trusted_types(model: Pipeline) -> list[str]:
 
 def _params(settings: TrainSettings, dataset: data.Dataset) -> dict[str, Any]:
     return {
+        "task": settings.task.value,
         "model_type": settings.model_type.value,
-        **HYPERPARAMETERS[settings.model_type],
+        **HYPERPARAMETERS_BY_TASK[settings.task][settings.model_type],
         "test_size": settings.test_size,
         "random_seed": settings.random_seed,
         "data_source": dataset.source,
@@ -200,7 +271,7 @@ def _params(settings: TrainSettings, dataset: data.Dataset) -> dict[str, Any]:
 def _log_inputs(dataset: data.Dataset, parts: data.Split) -> None:
     # A file's absolute path is recorded as the dataset's source; the bundled data has none
     # (MLflow then records the code that loaded it).
-    bundled = dataset.source == data.BUNDLED_SOURCE
+    bundled = dataset.bundled
     source = {} if bundled else {"source": str(Path(dataset.source).resolve())}
     with warnings.catch_warnings():
         # Features are doubles; an integer column is the label, which is never missing.
@@ -220,13 +291,14 @@ def _log_inputs(dataset: data.Dataset, parts: data.Split) -> None:
             mlflow.log_input(logged, context=context)
 
 
-def _log_model(model: Pipeline, parts: data.Split, model_name: str) -> Any:
-    example = parts.x_train.head(5)
+def _log_model(
+    model: Pipeline, parts: data.Split, model_name: str, signature: ModelSignature
+) -> Any:
     return mlflow.sklearn.log_model(
         model,
         name=MODEL_ARTIFACT,
-        signature=infer_signature(example, model.predict(example)),
-        input_example=example,
+        signature=signature,
+        input_example=parts.x_train.head(5),
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         skops_trusted_types=trusted_types(model),
         pip_requirements=[f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS],

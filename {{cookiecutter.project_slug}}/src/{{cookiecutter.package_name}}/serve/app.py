@@ -190,7 +190,8 @@ def create_app(
                     {"name": f.name, "type": f.type, "required": f.required, "nullable": f.nullable}
                     for f in served.features
                 ],
-                "classes": served.classes,
+                # A regressor has no classes: the key is left out, not null.
+                **({"classes": served.classes} if served.classes is not None else {}),
                 "example": {"instances": [served.example]} if served.example else None,
                 "max_batch_size": settings.max_batch_size,
             }
@@ -213,7 +214,12 @@ def create_app(
         return json_response(
             {
                 "predictions": result.predictions,
-                "probabilities": result.probabilities,
+                # A regressor answers predictions only.
+                **(
+                    {"probabilities": result.probabilities}
+                    if result.probabilities is not None
+                    else {}
+                ),
                 "model_version": served.version,
             }
         )
