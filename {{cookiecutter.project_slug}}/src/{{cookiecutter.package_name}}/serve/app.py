@@ -30,6 +30,7 @@ from .requests import INSTANCES_SCHEMA, BodySizeLimit, RowValidator, read_json
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+PREDICTION_PATHS = {"/predict", "/invocations"}
 ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
 
 
@@ -263,6 +264,8 @@ def create_app(
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    # The router tries routes in order: put the ones taking the traffic first.
+    app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
     return app
 
 
