@@ -50,8 +50,8 @@ class Setting:
     concurrency: int
     endpoint: str = "/predict"
 
-    def label(self, name: str) -> str:
-        return f"{name} {self.endpoint} rows={self.rows} c={self.concurrency}"
+    def label(self, name: str, endpoint: str | None = None) -> str:
+        return f"{name} {endpoint or self.endpoint} rows={self.rows} c={self.concurrency}"
 
 
 # What the table measures (1 row at c=1 is read for its p50), then /invocations.
@@ -329,7 +329,7 @@ def measure(
     results: Results = {}
     for setting in settings:
         results[setting] = load(base, setting, example, seconds, workdir, endpoint)
-        print(results[setting].line(setting.label(name)), flush=True)
+        print(results[setting].line(setting.label(name, endpoint)), flush=True)
     return results
 
 
