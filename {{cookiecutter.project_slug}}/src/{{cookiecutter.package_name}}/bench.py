@@ -39,6 +39,7 @@ from typing import Any
 INSTALL_WRK = "install wrk: `sudo apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk`"
 STARTUP_TIMEOUT = 120.0
 WARM_UP_SECONDS = 2
+CEILING_APP = "{{ cookiecutter.package_name }}.bench:ceiling_app"  # for uvicorn
 SERVER_CPU, LOAD_CPU = 0, 1  # the server on one core, wrk on another: they never compete
 
 
@@ -71,7 +72,8 @@ class Result:
         errors = f"  errors={self.errors}" if self.errors else ""
         share = ""
         if ceiling is not None and ceiling.requests_per_second > 0:
-            share = f"  {self.requests_per_second / ceiling.requests_per_second:>4.0%} of ceiling"
+            percent = 100 * self.requests_per_second / ceiling.requests_per_second
+            share = f"  {percent:>3.0f}% of ceiling"
         return (
             f"{label:<38} {self.requests_per_second:>9.1f} req/s"
             f"  p50 {self.p50_ms:>7.2f} ms  p99 {self.p99_ms:>7.2f} ms{share}{errors}"
@@ -275,7 +277,7 @@ def ceiling_server() -> ServerSpec:
     """`ceiling_app` on uvicorn with the serving server's protocol (h11) and event loop."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "{{ cookiecutter.package_name }}.bench:ceiling_app", "--host", "127.0.0.1",
+        sys.executable, "-m", "uvicorn", CEILING_APP, "--host", "127.0.0.1",
         "--port", str(port), "--http", "h11", "--loop", "asyncio", "--log-level", "warning",
         "--no-access-log",
     ]  # fmt: skip
