@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +74,46 @@ def test_missing_model_says_to_train_first(
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     assert bench.main(["--model", str(tmp_path / "nothing")]) == 2
     assert "nox -s train" in capsys.readouterr().err
+
+
+def test_shares_of_the_ceiling_are_printed() -> None:
+    ceiling = bench.Result(5000.0, 0.2, 0.5, errors=0)
+    line = bench.Result(2000.0, 0.4, 1.0, errors=0).line("ours /predict rows=1 c=8", ceiling)
+    assert line.endswith("40% of ceiling")
+    assert "of ceiling" not in bench.Result(2000.0, 0.4, 1.0, errors=0).line("ours")
+
+
+def test_rss_is_read_from_proc_status() -> None:
+    assert bench.rss_mb("Name:\tpython\nVmRSS:\t  153600 kB\nThreads:\t1\n") == 150.0
+    with pytest.raises(ValueError, match="VmRSS"):
+        bench.rss_mb("Name:\tpython\n")
+    if Path("/proc/self/status").is_file():  # Linux: this process has a resident size
+        assert (bench.process_rss_mb(os.getpid()) or 0) > 1
+
+
+def test_server_and_load_are_pinned_to_different_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert bench.pinned(bench.SERVER_CPU) == ["taskset", "-c", "0"]
+    assert bench.pinned(bench.LOAD_CPU) == ["taskset", "-c", "1"]
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert bench.pinned(bench.SERVER_CPU) == []
+
+
+def test_ceiling_app_reads_the_whole_body_and_answers_a_constant() -> None:
+    chunks = [
+        {"type": "http.request", "body": b'{"instances":', "more_body": True},
+        {"type": "http.request", "body": b" []}", "more_body": False},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(bench.ceiling_app({"type": "http"}, receive, send))
+    assert not chunks
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"{}"

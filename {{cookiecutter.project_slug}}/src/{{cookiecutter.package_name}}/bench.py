@@ -1,9 +1,17 @@
-"""Benchmark the server with wrk: requests/s and p50/p99 latency per batch size and concurrency.
+"""Benchmark the server with wrk against the machine's own limit: a bare ASGI app.
 
-`nox -s bench` starts `<package>-serve` on build/model, measures cold start (process start to
-/readyz 200), then loads /predict with 1-row and 100-row bodies at concurrency 1, 8 and 32.
-`--mlflow` does the same for `mlflow models serve` on the same model (its /invocations);
-`--url URL` measures a server that is already running (a container, a cluster) instead.
+`nox -s bench` pins the server to one CPU and wrk to another (taskset, when there are two),
+then in one run measures:
+
+- the ceiling: a minimal ASGI app (`ceiling_app`: reads the body, answers a constant) on the
+  same uvicorn, protocol and event loop;
+- `<package>-serve` on build/model, each figure also as a share of the ceiling: 1-row /predict
+  at concurrency 8 and 1 (p50), 100-row /predict at concurrency 8, 1-row /invocations at 8;
+- the resident memory (RSS) of each server after its warm-up, and the cold start of ours
+  (process start to /readyz 200).
+
+`--mlflow` adds `mlflow models serve` on the same model (its /invocations) under the same
+pinning; `--url URL` measures a server that is already running (a container, a cluster).
 Prints figures; it never fails on them.
 """
 
@@ -22,16 +30,33 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 INSTALL_WRK = "install wrk: `sudo apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk`"
-BATCHES = (1, 100)
-CONCURRENCY = (1, 8, 32)
 STARTUP_TIMEOUT = 120.0
+WARM_UP_SECONDS = 2
+CEILING_APP = "{{ cookiecutter.package_name }}.bench:ceiling_app"  # for uvicorn
+SERVER_CPU, LOAD_CPU = 0, 1  # the server on one core, wrk on another: they never compete
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One load: `rows` rows per request on `endpoint` from `concurrency` connections."""
+
+    rows: int
+    concurrency: int
+    endpoint: str = "/predict"
+
+    def label(self, name: str, endpoint: str | None = None) -> str:
+        return f"{name} {endpoint or self.endpoint} rows={self.rows} c={self.concurrency}"
+
+
+# What the issue's table measures (1 row at c=1 is read for its p50), then /invocations.
+SETTINGS = (Setting(1, 8), Setting(1, 1), Setting(100, 8), Setting(1, 8, "/invocations"))
 
 
 @dataclass(frozen=True)
@@ -43,11 +68,15 @@ class Result:
     p99_ms: float
     errors: int
 
-    def line(self, label: str) -> str:
+    def line(self, label: str, ceiling: Result | None = None) -> str:
         errors = f"  errors={self.errors}" if self.errors else ""
+        share = ""
+        if ceiling is not None and ceiling.requests_per_second > 0:
+            percent = 100 * self.requests_per_second / ceiling.requests_per_second
+            share = f"  {percent:>3.0f}% of ceiling"
         return (
-            f"{label:<34} {self.requests_per_second:>9.1f} req/s"
-            f"  p50 {self.p50_ms:>7.2f} ms  p99 {self.p99_ms:>7.2f} ms{errors}"
+            f"{label:<38} {self.requests_per_second:>9.1f} req/s"
+            f"  p50 {self.p50_ms:>7.2f} ms  p99 {self.p99_ms:>7.2f} ms{share}{errors}"
         )
 
 
@@ -97,6 +126,13 @@ def bodies(example: dict[str, Any], rows: int) -> dict[str, bytes]:
     }
 
 
+def pinned(cpu: int) -> list[str]:
+    """The command prefix running a program on `cpu` only; none without taskset or two CPUs."""
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
 def run_wrk(url: str, body: bytes, concurrency: int, seconds: int, workdir: Path) -> Result:
     """Load `url` with POSTs of `body` from `concurrency` connections for `seconds`."""
     body_path = workdir / "body.json"
@@ -104,11 +140,59 @@ def run_wrk(url: str, body: bytes, concurrency: int, seconds: int, workdir: Path
     script = workdir / "post.lua"
     script.write_text(wrk_script(body_path))
     command = [
-        "wrk", "--latency", "-t", "1", "-c", str(concurrency), "-d", f"{seconds}s",
-        "--timeout", "10s", "-s", str(script), url,
+        *pinned(LOAD_CPU), "wrk", "--latency", "-t", "1", "-c", str(concurrency),
+        "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script), url,
     ]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout  # noqa: S603
     return parse_wrk(output)
+
+
+def rss_mb(status: str) -> float:
+    """Resident memory in MB from the text of /proc/<pid>/status."""
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    if match is None:
+        raise ValueError("no VmRSS line")
+    return int(match.group(1)) / 1024
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Resident memory of process `pid` and its children in MB (mlflow serves from a child);
+    None where there is no /proc (macOS)."""
+    try:
+        own = rss_mb(Path(f"/proc/{pid}/status").read_text())
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return own + sum(process_rss_mb(int(child)) or 0.0 for child in children)
+
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+async def ceiling_app(
+    scope: Scope,
+    receive: Callable[[], Awaitable[Message]],
+    send: Callable[[Message], Awaitable[None]],
+) -> None:
+    """The least an ASGI app can do per request: read the body, answer a constant."""
+    if scope["type"] == "lifespan":
+        while True:
+            event = (await receive())["type"]  # lifespan.startup, then lifespan.shutdown
+            await send({"type": event + ".complete"})
+            if event == "lifespan.shutdown":
+                return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"{}"})
 
 
 def get_json(url: str) -> Any:
@@ -138,17 +222,40 @@ def wait_for(url: str, process: subprocess.Popen[bytes], started: float) -> floa
     raise RuntimeError(f"{url} not 200 after {STARTUP_TIMEOUT}s")
 
 
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start a server and which path answers 200 once it is ready."""
+
+    command: list[str]
+    env: dict[str, str]
+    ready_path: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started server: its base URL, cold start (seconds to ready) and process id."""
+
+    base: str
+    cold_start: float
+    pid: int
+
+
 @contextmanager
-def started(
-    command: Sequence[str], env: dict[str, str], ready_path: str, port: int
-) -> Iterator[tuple[str, float]]:
-    """Start a server; yield its base URL and its cold start (seconds to `ready_path` 200)."""
-    base = f"http://127.0.0.1:{port}"
+def started(spec: ServerSpec) -> Iterator[Running]:
+    """Start a server pinned to SERVER_CPU; stop it on exit."""
+    base = f"http://127.0.0.1:{spec.port}"
     began = time.perf_counter()
-    # Our own entry points or mlflow from this environment, never user input.
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)  # noqa: S603
+    # Our own entry points, uvicorn or mlflow from this environment, never user input.
+    process = subprocess.Popen(  # noqa: S603
+        [*pinned(SERVER_CPU), *spec.command],
+        env=spec.env,
+        stdout=subprocess.DEVNULL,
+        stderr=sys.stderr,
+    )
     try:
-        yield base, wait_for(base + ready_path, process, began)
+        # taskset execs the command: the pid is the server's own.
+        yield Running(base, wait_for(base + spec.ready_path, process, began), process.pid)
     finally:
         process.terminate()
         try:
@@ -166,15 +273,26 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def our_server(model: Path) -> tuple[list[str], dict[str, str], str, int]:
+def ceiling_server() -> ServerSpec:
+    """`ceiling_app` on uvicorn with the serving server's protocol (h11) and event loop."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", CEILING_APP, "--host", "127.0.0.1",
+        "--port", str(port), "--http", "h11", "--loop", "asyncio", "--log-level", "warning",
+        "--no-access-log",
+    ]  # fmt: skip
+    return ServerSpec(command, child_env(), "/", port)
+
+
+def our_server(model: Path) -> ServerSpec:
     port = free_port()
     script = "{{ cookiecutter.package_name }}-serve"
     command = [str(Path(sys.executable).with_name(script))]
     env = child_env(MODEL_URI=str(model), HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="warning")
-    return command, env, "/readyz", port
+    return ServerSpec(command, env, "/readyz", port)
 
 
-def mlflow_server(model: Path) -> tuple[list[str], dict[str, str], str, int]:
+def mlflow_server(model: Path) -> ServerSpec:
     port = free_port()
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     command = [
@@ -182,33 +300,78 @@ def mlflow_server(model: Path) -> tuple[list[str], dict[str, str], str, int]:
         "-h", "127.0.0.1", "-p", str(port),
     ]  # fmt: skip
     # MLflow refuses to deserialize any model (skops included) unless told the source is trusted.
-    return command, child_env(MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true"), "/ping", port
+    return ServerSpec(command, child_env(MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true"), "/ping", port)
 
 
-def cold_starts(spec: tuple[list[str], dict[str, str], str, int], times: int) -> list[float]:
+def cold_starts(spec: ServerSpec, times: int) -> list[float]:
     """Cold start of `times` fresh processes (after one unmeasured start that warms caches)."""
-    command, env, ready_path, port = spec
     seconds = []
     for attempt in range(times + 1):
-        with started(command, env, ready_path, port) as (_, cold):
+        with started(spec) as server:
             if attempt:
-                seconds.append(cold)
+                seconds.append(server.cold_start)
         time.sleep(0.5)  # let the port be released
     return seconds
 
 
-def load_matrix(
-    name: str, base: str, endpoint: str, example: dict[str, Any], seconds: int, workdir: Path
-) -> dict[tuple[int, int], Result]:
-    results = {}
-    run_wrk(base + endpoint, bodies(example, 1)[endpoint], 8, 1, workdir)  # warm-up
-    for rows in BATCHES:
-        body = bodies(example, rows)[endpoint]
-        for concurrency in CONCURRENCY:
-            result = run_wrk(base + endpoint, body, concurrency, seconds, workdir)
-            results[rows, concurrency] = result
-            print(result.line(f"{name} {endpoint} rows={rows} c={concurrency}"), flush=True)
+Results = dict[Setting, Result]
+
+
+def measure(
+    name: str,
+    base: str,
+    example: dict[str, Any],
+    settings: Sequence[Setting],
+    seconds: int,
+    workdir: Path,
+    endpoint: str | None = None,
+) -> Results:
+    """Run each setting (after a warm-up) and print its line; `endpoint` overrides theirs."""
+    warm_up(base, endpoint or "/predict", example, workdir)
+    results: Results = {}
+    for setting in settings:
+        results[setting] = load(base, setting, example, seconds, workdir, endpoint)
+        print(results[setting].line(setting.label(name, endpoint)), flush=True)
     return results
+
+
+def measure_against_ceiling(
+    ceiling: str, ours: str, example: dict[str, Any], seconds: int, workdir: Path
+) -> Results:
+    """Each setting on the ceiling, then at once on our server: both figures see the same
+    machine, which matters when it is shared. Prints both lines, ours with its share."""
+    warm_up(ceiling, "/predict", example, workdir)
+    warm_up(ours, "/predict", example, workdir)
+    results: Results = {}
+    for setting in SETTINGS:
+        # The ceiling answers every path and body alike; it reads the same body.
+        reference = load(ceiling, setting, example, seconds, workdir)
+        print(reference.line(setting.label("ceiling")), flush=True)
+        results[setting] = load(ours, setting, example, seconds, workdir)
+        print(results[setting].line(setting.label("ours"), reference), flush=True)
+    return results
+
+
+def warm_up(base: str, endpoint: str, example: dict[str, Any], workdir: Path) -> None:
+    run_wrk(base + endpoint, bodies(example, 1)[endpoint], 8, WARM_UP_SECONDS, workdir)
+
+
+def load(
+    base: str,
+    setting: Setting,
+    example: dict[str, Any],
+    seconds: int,
+    workdir: Path,
+    endpoint: str | None = None,
+) -> Result:
+    path = endpoint or setting.endpoint
+    body = bodies(example, setting.rows)[path]
+    return run_wrk(base + path, body, setting.concurrency, seconds, workdir)
+
+
+def print_rss(name: str, pid: int) -> None:
+    rss = process_rss_mb(pid)
+    print(f"{name} RSS after warm-up: " + ("n/a (no /proc)" if rss is None else f"{rss:.0f} MB"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=Path("build/model"), help="model folder")
     parser.add_argument("--url", help="measure the server at this base URL instead of starting one")
     parser.add_argument("--mlflow", action="store_true", help="also measure mlflow models serve")
-    parser.add_argument("--duration", type=int, default=5, help="seconds per setting (5)")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per setting (8)")
     parser.add_argument("--starts", type=int, default=3, help="cold starts to measure (3)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -228,11 +391,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     # Shared or busy machines skew every figure: say how busy this one was.
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    pinning = pinned(SERVER_CPU)
+    print(
+        f"server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}"
+        if pinning
+        else "not pinned (needs taskset and two CPUs): server and wrk share the CPUs",
+        flush=True,
+    )
     try:
         if args.url is not None:
             base = args.url.rstrip("/")
             example = get_json(base + "/metadata")["example"]["instances"][0]
-            load_matrix("server", base, "/predict", example, args.duration, workdir)
+            measure("server", base, example, SETTINGS, args.duration, workdir)
             return 0
         ours = our_server(args.model)
         starts = cold_starts(ours, args.starts)
@@ -240,27 +410,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"cold start ours (to /readyz 200): median {statistics.median(starts):.2f} s over "
             f"{len(starts)} starts (min {min(starts):.2f}, max {max(starts):.2f})"
         )
-        with started(*ours) as (base, _):
-            example = get_json(base + "/metadata")["example"]["instances"][0]
-            mine = load_matrix("ours", base, "/predict", example, args.duration, workdir)
+        # Both on SERVER_CPU at once; only the one under load uses it.
+        with started(ceiling_server()) as ceiling, started(ours) as server:
+            example = get_json(server.base + "/metadata")["example"]["instances"][0]
+            mine = measure_against_ceiling(
+                ceiling.base, server.base, example, args.duration, workdir
+            )
+            print_rss("ceiling", ceiling.pid)
+            print_rss("ours", server.pid)
+        invocations, predict = mine[SETTINGS[3]], mine[SETTINGS[0]]
+        ratio = invocations.requests_per_second / predict.requests_per_second
+        print(f"ours /invocations / /predict throughput, rows=1 c=8: {ratio:.2f}")
         if args.mlflow:
-            theirs_spec = mlflow_server(args.model)
-            theirs_starts = cold_starts(theirs_spec, 1)
-            print(f"cold start mlflow models serve (to /ping 200): {theirs_starts[0]:.2f} s")
-            with started(*theirs_spec) as (base, _):
-                theirs = load_matrix(
-                    "mlflow", base, "/invocations", example, args.duration, workdir
-                )
-            for rows, concurrency in mine:
-                ratio = (
-                    mine[rows, concurrency].requests_per_second
-                    / theirs[rows, concurrency].requests_per_second
-                )
-                print(f"ours / mlflow throughput rows={rows} c={concurrency}: {ratio:.1f}x")
+            compare_with_mlflow(args.model, example, mine, args.duration, workdir)
         return 0
     finally:
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def compare_with_mlflow(
+    model: Path, example: dict[str, Any], mine: Results, seconds: int, workdir: Path
+) -> None:
+    """`mlflow models serve` on the same model, same pinning, same rows on its /invocations."""
+    spec = mlflow_server(model)
+    print(f"cold start mlflow models serve (to /ping 200): {cold_starts(spec, 1)[0]:.2f} s")
+    settings = SETTINGS[:3]
+    with started(spec) as server:
+        theirs = measure("mlflow", server.base, example, settings, seconds, workdir, "/invocations")
+        print_rss("mlflow", server.pid)
+    for setting in settings:
+        ratio = mine[setting].requests_per_second / theirs[setting].requests_per_second
+        print(f"ours / mlflow throughput rows={setting.rows} c={setting.concurrency}: {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ def test_metadata_describes_the_model(
     assert predicted.status_code == 200
 
 
+def test_metadata_names_the_runtime(client: TestClient, served_model: ServedModel) -> None:
+    body = client.get("/metadata").json()
+    assert body["runtime"] == getattr(served_model, "runtime", "scikit-learn")
+    assert body.get("runtime_note") == getattr(served_model, "runtime_note", None)
+
+
 def test_predict_records_and_lists(client: TestClient, served_model: ServedModel) -> None:
     response = client.post("/predict", json={"instances": records(20)})
     assert response.status_code == 200

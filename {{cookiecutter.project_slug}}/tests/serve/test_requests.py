@@ -3,6 +3,7 @@ and test_hostile_input for the checks on headers and body size)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -191,3 +192,62 @@ def test_bad_invocations_are_422(payload: Any, message: str) -> None:
     error = error_of(RowValidator(DOUBLES, 10).invocation_rows, payload)
     assert error.status == 422
     assert message in error.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [{"a": 1.5, "b": -2}]}',
+        b'{"instances": [{"a:b": 1.0, "b": "x:y"}]}',  # colons inside strings
+        b'{ "instances" : [ [1e-5, 2E3] ] , "k" : {"x" : null} }',
+        b'{"instances": [{"caf\\u00e9": 1.0, "\\"q\\"": [true, false]}]}',  # escapes
+        '{"instances": [{"café": 1.0}]}'.encode(),
+        b"[" * 300 + b"]" * 300,  # deeper than orjson renders: the strict parser reads it
+    ],
+    ids=["plain", "colons", "whitespace", "escapes", "utf-8", "300-levels"],
+)
+def test_fast_parser_reads_what_the_strict_one_reads(body: bytes) -> None:
+    assert parse_json(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [{"a": 1, "a": 2}]}',
+        b'{"a": {"b": 1}, "a": {"c": 2}}',
+        b'{"instances": [{"a": 1, "a": "\\u003a"}]}',  # the dropped pair's colon, respelled
+        b'{"instances": [{"a:": 1, "a:": 2}]}',
+    ],
+    ids=["record", "nested", "escaped-colon", "colon-in-key"],
+)
+def test_duplicate_keys_are_refused_whichever_parser_reads_them(body: bytes) -> None:
+    error = error_of(parse_json, body)
+    assert (error.status, error.error) == (400, "malformed JSON")
+    assert "duplicate key" in error.detail
+
+
+@pytest.mark.parametrize(
+    "instances",
+    [
+        [{"a": 1.0, "b": 2}, {"b": 4.5, "a": -3}],
+        [[1.0, 2], [3, 4.5]],
+        [[1e308, 1e308]],  # each finite though their sum is not
+        [[2**1023, 0.0]],
+        [{"a": 1.0, "b": 2.0}, [3.0, 4.0]],  # records and lists mixed
+    ],
+    ids=["records", "lists", "near-overflow", "huge-int", "mixed"],
+)
+def test_whole_batch_check_agrees_with_the_per_row_checks(instances: list[Any]) -> None:
+    batch = RowValidator(DOUBLES, 10).rows(instances)
+    one_by_one = [RowValidator(DOUBLES, 10).rows([instance])[0] for instance in instances]
+    assert batch == one_by_one
+
+
+def test_one_feature_records_take_the_batch_check() -> None:
+    validator = RowValidator([Feature("a", "double")], 10)
+    assert validator.rows([{"a": 1.0}, {"a": 2}]) == [[1.0], [2]]
+    error = error_of(validator.rows, [{"a": 1.0}, {"b": 2.0}])
+    assert error.detail == [
+        "row 1: unknown feature(s) ['b']; expected ['a']",
+        "row 1: missing feature 'a'",
+    ]

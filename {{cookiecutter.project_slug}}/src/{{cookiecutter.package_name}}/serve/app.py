@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -28,6 +29,8 @@ from .requests import INSTANCES_SCHEMA, BodySizeLimit, RowValidator, read_json
 
 log = logging.getLogger(__name__)
 
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
+PREDICTION_PATHS = {"/predict", "/invocations"}
 ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
 
 
@@ -52,8 +55,19 @@ class ServingState:
 
 def json_response(content: Any, status: int = 200) -> Response:
     """A compact JSON response (skips FastAPI's slower generic encoder)."""
-    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
-    return Response(body, status, media_type="application/json")
+    return Response(orjson.dumps(content), status, media_type="application/json")
+
+
+class RawRoute(APIRoute):
+    """A route whose endpoint takes the Request and returns the Response itself.
+
+    Listed in the OpenAPI docs like any route, but requests skip FastAPI's per-request
+    dependency solving: the endpoint reads and checks the body itself (requests.py).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return handler
 
 
 def create_app(
@@ -142,6 +156,17 @@ def create_app(
         log.info("%s %s: %s %s", request.method, request.url.path, client, why)
         return Response(status_code=status)
 
+    def raw_post(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+        """`app.post`, for an endpoint taking the Request (see RawRoute)."""
+
+        def register(endpoint: Endpoint) -> Endpoint:
+            app.router.add_api_route(
+                path, endpoint, methods=["POST"], route_class_override=RawRoute, **options
+            )
+            return endpoint
+
+        return register
+
     def serving_model() -> tuple[ServedModel, RowValidator]:
         if state.model is None or state.validator is None:
             raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
@@ -160,7 +185,7 @@ def create_app(
             ) from None
         except (ValueError, TypeError) as error:  # the input passed the signature check
             raise ApiError(422, "the model rejected the input", str(error)) from None
-        metrics.predictions.labels(endpoint).inc(len(rows))
+        metrics.predicted(endpoint, len(rows))
         return result
 
     # HEAD too (same answer, no body): load balancers and uptime checks often probe with it.
@@ -194,10 +219,11 @@ def create_app(
                 **({"classes": served.classes} if served.classes is not None else {}),
                 "example": {"instances": [served.example]} if served.example else None,
                 "max_batch_size": settings.max_batch_size,
+                **_runtime(served),
             }
         )
 
-    @app.post(
+    @raw_post(
         "/predict",
         summary="Predict a batch of rows",
         openapi_extra={
@@ -224,7 +250,7 @@ def create_app(
             }
         )
 
-    @app.post(
+    @raw_post(
         "/invocations",
         summary="MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs)",
         openapi_extra={
@@ -240,7 +266,17 @@ def create_app(
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    # The router tries routes in order: put the ones taking the traffic first.
+    app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
     return app
+
+
+def _runtime(served: ServedModel) -> dict[str, str]:
+    """What computes the predictions, and why it is not the faster runtime when it is not."""
+    runtime = {"runtime": getattr(served, "runtime", "scikit-learn")}
+    if note := getattr(served, "runtime_note", None):
+        runtime["runtime_note"] = note
+    return runtime
 
 
 def _not_ready_reason(state: ServingState, settings: ServeSettings) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +18,9 @@ log = logging.getLogger(__name__)
 CLIENT_GONE = 499
 
 # Sub-millisecond buckets: a one-row prediction takes well under 1 ms plus HTTP.
+# Label sets cached at most; any more (odd methods from clients) are looked up each time.
+MAX_CACHED_LABELS = 256
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -63,9 +67,33 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Labelled children by their labels: `labels()` takes a lock and builds a key each time.
+        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._predicted: dict[str, Any] = {}
+
     def endpoint(self, path: str) -> str:
         """The label for `path`: a known endpoint, or `other` so labels stay few."""
         return path if path in self.endpoints else "other"
+
+    def answered(self, path: str, method: str, status: int, seconds: float) -> None:
+        """Count one response to `method path` with `status`, taking `seconds`."""
+        endpoint = self.endpoint(path)
+        key = (endpoint, method, status)
+        if (children := self._answered.get(key)) is None:
+            children = (
+                self.requests.labels(endpoint, method, str(status)),
+                self.latency.labels(endpoint),
+            )
+            if len(self._answered) < MAX_CACHED_LABELS:  # methods come from clients
+                self._answered[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def predicted(self, endpoint: str, rows: int) -> None:
+        """Count `rows` predicted rows on `endpoint`."""
+        if (child := self._predicted.get(endpoint)) is None:
+            child = self._predicted[endpoint] = self.predictions.labels(endpoint)
+        child.inc(rows)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""
@@ -103,9 +131,9 @@ class MetricsMiddleware:
                 await _send_shutting_down(send)
             status = CLIENT_GONE
         finally:
-            endpoint = self.metrics.endpoint(scope["path"])
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            self.metrics.answered(
+                scope["path"], scope["method"], status, time.perf_counter() - started
+            )
 
 
 async def _send_shutting_down(send: Send) -> None:
