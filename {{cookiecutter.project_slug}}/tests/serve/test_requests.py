@@ -203,8 +203,10 @@ def test_bad_invocations_are_422(payload: Any, message: str) -> None:
         b'{"instances": [{"caf\\u00e9": 1.0, "\\"q\\"": [true, false]}]}',  # escapes
         '{"instances": [{"café": 1.0}]}'.encode(),
         b"[" * 300 + b"]" * 300,  # deeper than orjson renders: the strict parser reads it
+        b"[" * 900 + b"]" * 900,  # as deep as orjson reads, too deep for it to render
+        b'{"a": [{"b": {"c": 1}}, [{"d": 2, "e": {}}]], "f": "t:10:00"}',
     ],
-    ids=["plain", "colons", "whitespace", "escapes", "utf-8", "300-levels"],
+    ids=["plain", "colons", "whitespace", "escapes", "utf-8", "300-levels", "900-levels", "nested"],
 )
 def test_fast_parser_reads_what_the_strict_one_reads(body: bytes) -> None:
     assert parse_json(body) == json.loads(body)
@@ -217,8 +219,9 @@ def test_fast_parser_reads_what_the_strict_one_reads(body: bytes) -> None:
         b'{"a": {"b": 1}, "a": {"c": 2}}',
         b'{"instances": [{"a": 1, "a": "\\u003a"}]}',  # the dropped pair's colon, respelled
         b'{"instances": [{"a:": 1, "a:": 2}]}',
+        b'{"instances": [{"a": 1, "a": 2, "t": "10:00"}]}',  # a string's colon fills the gap
     ],
-    ids=["record", "nested", "escaped-colon", "colon-in-key"],
+    ids=["record", "nested", "escaped-colon", "colon-in-key", "colon-in-value"],
 )
 def test_duplicate_keys_are_refused_whichever_parser_reads_them(body: bytes) -> None:
     error = error_of(parse_json, body)
