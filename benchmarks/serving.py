@@ -18,7 +18,7 @@ import sys
 import common
 
 # A line of the project's benchmark: "ours /predict rows=1 c=8   1234.5 req/s  p50 ...".
-LINE = re.compile(r"^\w+ /\w+ rows=(\d+) c=(\d+)\s+([\d.]+) req/s", re.MULTILINE)
+LINE = re.compile(r"^(?:ours|server) /predict rows=(\d+) c=(\d+)\s+([\d.]+) req/s", re.MULTILINE)
 
 
 def figures(output: str) -> dict[tuple[int, int], float]:

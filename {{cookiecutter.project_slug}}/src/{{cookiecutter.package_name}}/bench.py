@@ -11,7 +11,8 @@ then in one run measures:
   (process start to /readyz 200).
 
 `--mlflow` adds `mlflow models serve` on the same model (its /invocations) under the same
-pinning; `--url URL` measures a server that is already running (a container, a cluster).
+pinning; `--url URL` measures a server that is already running (a container, a cluster, an
+older build) against the same ceiling, started here.
 Prints figures; it never fails on them.
 """
 
@@ -336,7 +337,12 @@ def measure(
 
 
 def measure_against_ceiling(
-    ceiling: str, ours: str, example: dict[str, Any], seconds: int, workdir: Path
+    ceiling: str,
+    ours: str,
+    example: dict[str, Any],
+    seconds: int,
+    workdir: Path,
+    name: str = "ours",
 ) -> Results:
     """Each setting on the ceiling, then at once on our server: both figures see the same
     machine, which matters when it is shared. Prints both lines, ours with its share."""
@@ -348,7 +354,7 @@ def measure_against_ceiling(
         reference = load(ceiling, setting, example, seconds, workdir)
         print(reference.line(setting.label("ceiling")), flush=True)
         results[setting] = load(ours, setting, example, seconds, workdir)
-        print(results[setting].line(setting.label("ours"), reference), flush=True)
+        print(results[setting].line(setting.label(name), reference), flush=True)
     return results
 
 
@@ -400,9 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.url is not None:
+            # Any server (a container, an older build), against this machine's ceiling.
             base = args.url.rstrip("/")
             example = get_json(base + "/metadata")["example"]["instances"][0]
-            measure("server", base, example, SETTINGS, args.duration, workdir)
+            with started(ceiling_server()) as ceiling:
+                measure_against_ceiling(
+                    ceiling.base, base, example, args.duration, workdir, name="server"
+                )
             return 0
         ours = our_server(args.model)
         starts = cold_starts(ours, args.starts)
