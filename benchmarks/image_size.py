@@ -7,7 +7,7 @@ attempt looks like: `pip install` of the model's requirements.txt (MLflow, sciki
 at the versions the model was logged with) on the same base, then `mlflow models serve`.
 `mlflow models build-docker` wants `python:<exact running version>-slim` as its base; when that
 tag is missing locally (nothing can be pulled here) it is tagged from our base and said so.
-Target: ours under 400 MB (stretch 300 MB), uncompressed as `docker image inspect` reports.
+Target: ours at most 300 MB, uncompressed as `docker image inspect` reports.
 """
 
 from __future__ import annotations
