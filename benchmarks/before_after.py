@@ -18,8 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,7 +71,8 @@ def old_template(ref: str, workdir: Path) -> Path:
 @contextlib.contextmanager
 def old_server(project: Path) -> Iterator[tuple[str, int]]:
     """The old bake's own server on SERVER_CPU; yields its URL and pid."""
-    port = common.bake_module(project, "tools.waiting").free_port()
+    waiting = common.bake_module(project, "tools.waiting")
+    port = waiting.free_port()
     package = next((project / "src").iterdir()).name
     env = {
         **common.env(),
@@ -88,15 +87,9 @@ def old_server(project: Path) -> Iterator[tuple[str, int]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=2):  # noqa: S310 - ours
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit(f"the old server in {project} did not become ready") from None
-                time.sleep(0.1)
+        waiting.wait_until_ready(
+            url + "/readyz", timeout=120, alive=lambda: process.poll() is None, interval=0.1
+        )
         yield url, process.pid
     finally:
         process.terminate()
