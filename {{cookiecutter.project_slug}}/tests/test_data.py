@@ -151,3 +151,84 @@ def test_a_split_failure_with_many_classes_does_not_list_them(tmp_path: Path) ->
         split(dataset, 0.2, seed=0)
     assert "200 classes have fewer than 2 rows (rows per class: 200 classes)" in str(error.value)
     assert len(str(error.value)) < 300
+
+
+ROWS = "1,2,3,x\n4,5,6,y\n7,8,9,x\n10,11,12,y\n"
+FULLWIDTH = "\uff4c\uff41\uff42\uff45\uff4c"  # `label` in fullwidth forms, one NFKC away
+
+
+@pytest.mark.parametrize(
+    ("header", "duplicated"),
+    [
+        ("a,a,b,label", "'a' (columns 1, 2)"),  # a feature, silently renamed `a.1`
+        ("a,b,label,label", "'label' (columns 3, 4)"),  # the label leaked in as `label.1`
+        ("a,a,a,label", "'a' (columns 1, 2, 3)"),
+        ("a,b,label, label", "'label' (columns 3, 4: also ' label')"),  # the loader keeps spaces
+        ("a,label,b,label\t", "'label' (columns 2, 4: also 'label\\t')"),
+        ("a,a,a.1,label", "'a' (columns 1, 2)"),  # pandas' `a.1` would collide: it made `a.2`
+        ("\ufefflabel,a,b,label", "'label' (columns 1, 4)"),  # a BOM hides in the first name
+        ('a,"a",b,label', "'a' (columns 1, 2)"),  # quoted or not, one name
+        ("Unnamed: 1,,b,label", "'Unnamed: 1' (columns 1, 2: also '')"),  # pandas' empty name
+        (f"a,{FULLWIDTH},b,label", f"'{FULLWIDTH}' (columns 2, 4: also 'label')"),
+        ("a,b,label\u00a0,label", "'label\\xa0' (columns 3, 4: also 'label')"),
+        ("\n\na,a,b,label", "'a' (columns 1, 2)"),  # blank lines before the header
+    ],
+    ids=[
+        "feature",
+        "target",
+        "three-times",
+        "leading-space",
+        "trailing-tab",
+        "mangled-name-collides",
+        "byte-order-mark",
+        "quoted",
+        "empty-cell",
+        "fullwidth",
+        "no-break-space",
+        "blank-lines-first",
+    ],
+)
+def test_duplicated_column_names_are_refused_by_name(
+    tmp_path: Path, header: str, duplicated: str
+) -> None:
+    csv = write(tmp_path / "data.csv", f"{header}\n{ROWS}")
+    with pytest.raises(DataError) as error:
+        load_dataset(csv, "label")
+    assert str(error.value) == (
+        f"DATA_PATH={csv} has duplicated column names: {duplicated}; give each column one name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        (
+            ",".join(f"c{i % 300}" for i in range(900)),
+            "'c0' (columns 1, 301, 601); 'c1' (columns 2, 302, 602); ",
+            "'c4' (columns 5, 305, 605) and 295 more; give each column one name",
+        ),
+        ("x" * 5000 + "," + "x" * 5000, f"'{'x' * 37}...' (columns 1, 2)", "one name"),
+        (",".join(["a"] * 50), "'a' (columns 1, 2, 3, 4, 5 and 45 more)", "one name"),
+    ],
+    ids=["300-names-3-times", "5000-characters", "50-times"],
+)
+def test_many_duplicated_names_make_one_short_line(
+    tmp_path: Path, header: str, start: str, end: str
+) -> None:
+    csv = write(tmp_path / "data.csv", f"{header},label\n" + "0," * (header.count(",") + 1) + "x\n")
+    with pytest.raises(DataError) as error:
+        load_dataset(csv, "label")
+    message = str(error.value)
+    assert message.startswith(f"DATA_PATH={csv} has duplicated column names: {start}")
+    assert message.endswith(end)
+    assert len(message) < 300 + len(str(csv)), message
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["a,a.1,b,label", "a,A,b,label", ",,b,label", "a b,ab,b,label"],
+    ids=["pandas-like-name", "case-differs", "two-empty-names", "inner-space"],
+)
+def test_distinct_names_that_look_alike_still_load(tmp_path: Path, header: str) -> None:
+    csv = write(tmp_path / "data.csv", f"{header}\n{ROWS}")
+    assert load_dataset(csv, "label").frame.shape == (4, 4)

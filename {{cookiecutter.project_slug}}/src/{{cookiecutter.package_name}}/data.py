@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,8 @@ BUNDLED = {
 }
 # More distinct numeric labels than this, or any fractional one: a quantity, not classes.
 MAX_NUMERIC_CLASSES = 50
+# How many duplicated names (and columns of each) a message shows: a header can repeat thousands.
+SHOWN = 5
 
 
 class DataError(ValueError):
@@ -122,6 +126,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"DATA_PATH={path} does not exist or is not a file; give a CSV file path")
     try:
+        _check_header(path)
         # One pass over the whole file, so a column gets one type (chunks could get different ones).
         frame = pd.read_csv(path, low_memory=False)
     except pd.errors.EmptyDataError:
@@ -131,6 +136,48 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"DATA_PATH={path} has a header but no data rows")
     return frame
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a header that names a column twice, before pandas renames the second `x.1`.
+
+    The raw header row comes from pandas' own parser (same quoting, BOM and blank-line rules),
+    as text. Names match when they differ only by surrounding whitespace or Unicode
+    compatibility forms: `target ` beside `target` would train on the label as a feature.
+    """
+    row = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    names = [str(name) for name in row]
+    positions: defaultdict[str, list[int]] = defaultdict(list)
+    for position, name in enumerate(names):
+        # pandas names an empty cell `Unnamed: <position>`, which a real column can also be.
+        positions[_name_key(name or f"Unnamed: {position}")].append(position)
+    duplicated = [found for found in positions.values() if len(found) > 1]
+    if duplicated:
+        shown = "; ".join(_describe_duplicate(names, found) for found in duplicated[:SHOWN])
+        more = f" and {len(duplicated) - SHOWN} more" if len(duplicated) > SHOWN else ""
+        raise DataError(
+            f"DATA_PATH={path} has duplicated column names: {shown}{more}; "
+            "give each column one name"
+        )
+
+
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+def _describe_duplicate(names: list[str], found: list[int]) -> str:
+    """`'a' (columns 1, 3)`, with each spelling when they differ: `'a' (columns 1, 3: ' a')`."""
+    columns = ", ".join(str(position + 1) for position in found[:SHOWN])
+    if len(found) > SHOWN:
+        columns += f" and {len(found) - SHOWN} more"
+    spellings = list(dict.fromkeys(_shorten(names[position]) for position in found))
+    others = f": also {', '.join(spellings[1:SHOWN])}" if len(spellings) > 1 else ""
+    return f"{spellings[0]} (columns {columns}{others})"
+
+
+def _shorten(name: str, limit: int = 40) -> str:
+    """`name` quoted, cut to `limit` characters: a message stays one short line."""
+    return repr(name if len(name) <= limit else name[: limit - 3] + "...")
 
 
 def _clean(frame: pd.DataFrame, target_column: str, where: str, task: Task) -> pd.DataFrame:
