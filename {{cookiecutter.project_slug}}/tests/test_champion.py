@@ -11,10 +11,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from {{ cookiecutter.package_name }}.cli import (
@@ -30,6 +32,9 @@ from {{ cookiecutter.package_name }}.evaluate import (
     Champion,
     Outcome,
     quality_gate,
+)
+from {{ cookiecutter.package_name }}.exports import (
+    locked,
 )
 from {{ cookiecutter.package_name }}.train import (
     CHAMPION,
@@ -48,6 +53,29 @@ def regression(make: Callable[..., TrainSettings], **overrides: object) -> Train
 def champion_version(settings: TrainSettings) -> str:
     client = MlflowClient(settings.mlflow_tracking_uri)
     return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
+
+
+def environment(settings: TrainSettings) -> dict[str, str]:
+    """This environment with `settings` as the variables the entry point reads."""
+    variables = {name.upper(): value for name, value in settings.model_dump().items()}
+    kept = {k: v for k, v in os.environ.items() if k not in variables}
+    return kept | {name: str(value) for name, value in variables.items() if value is not None}
+
+
+def start(settings: TrainSettings, model_type: ModelType) -> subprocess.Popen[str]:
+    """The entry point training `model_type` under `settings`, in the background."""
+    return subprocess.Popen(
+        [str(ENTRY_POINT)],
+        env=environment(settings) | {"MODEL_TYPE": model_type.value},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def exported_version(settings: TrainSettings) -> str:
+    mlmodel = yaml.safe_load((settings.export_dir / "MLmodel").read_text())
+    return str(mlmodel["metadata"]["model_version"])
 
 
 def test_the_first_run_has_no_champion_to_beat(
@@ -107,13 +135,10 @@ def test_the_cli_tells_beaten_from_below_the_floor(
 ) -> None:
     settings = regression(train_settings, model_type=LINEAR)
     run(settings)
-    variables = {name.upper(): value for name, value in settings.model_dump().items()}
-    environment = {k: v for k, v in os.environ.items() if k not in variables}
-    environment |= {name: str(value) for name, value in variables.items() if value is not None}
     beaten, below = (
         subprocess.run(
             [str(ENTRY_POINT)],
-            env=environment | {"MODEL_TYPE": BOOSTING.value} | extra,
+            env=environment(settings) | {"MODEL_TYPE": BOOSTING.value} | extra,
             capture_output=True,
             text=True,
             check=False,
@@ -131,6 +156,78 @@ def test_the_cli_tells_beaten_from_below_the_floor(
     assert below.returncode == TrainExit.GATE_FAILED, below.stderr
     assert "quality gate failed, below GATE_MIN (r2 >= 0.4: " in below.stderr
     assert champion_version(settings) == "1"
+
+
+def test_two_trainings_at_once_leave_the_better_as_champion_and_export(
+    train_settings: Callable[..., TrainSettings], tracking_uri: str
+) -> None:
+    # Whichever order they reach the lock in, the linear model ends as champion: first, and
+    # the boosting one is beaten by it; or second, and it beats the boosting one.
+    settings = regression(train_settings)
+    processes = {model_type: start(settings, model_type) for model_type in (LINEAR, BOOSTING)}
+    stderr = {model_type: p.communicate(timeout=600)[1] for model_type, p in processes.items()}
+    codes = {model_type: p.returncode for model_type, p in processes.items()}
+    client = MlflowClient(tracking_uri)
+    versions = {
+        client.get_run(str(v.run_id)).data.params["model_type"]: v
+        for v in client.search_model_versions(f"name='{settings.model_name}'")
+    }
+    linear, boosting = versions[LINEAR.value], versions[BOOSTING.value]
+    assert codes[LINEAR] == TrainExit.OK, stderr
+    assert champion_version(settings) == exported_version(settings) == str(linear.version)
+    if codes[BOOSTING] == TrainExit.BEATEN:  # gated against the linear model: the lock's order
+        assert boosting.tags["quality_gate"] == "beaten_by_champion"
+        assert boosting.tags["champion_version"] == str(linear.version)
+    else:  # it went first, and the linear model was gated against it
+        assert codes[BOOSTING] == TrainExit.OK, stderr
+        assert linear.tags["champion_version"] == str(boosting.version)
+    assert linear.tags["quality_gate"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("waiting", "elsewhere", "code", "verdict"),
+    [
+        (BOOSTING, LINEAR, TrainExit.BEATEN, "beaten_by_champion"),
+        (LINEAR, BOOSTING, TrainExit.OK, "passed"),
+    ],
+    ids=["then-beaten", "still-better"],
+)
+def test_a_champion_moved_while_a_training_waits_is_the_one_it_is_gated_against(
+    train_settings: Callable[..., TrainSettings],
+    tracking_uri: str,
+    tmp_path: Path,
+    waiting: ModelType,
+    elsewhere: ModelType,
+    code: TrainExit,
+    verdict: str,
+) -> None:
+    # Another machine, sharing the registry but not EXPORT_DIR, trains while this one waits
+    # for EXPORT_DIR's lock (held here) with a verdict from before: no champion to beat.
+    settings = regression(train_settings)
+    client = MlflowClient(tracking_uri)
+    with locked(settings.export_dir, timeout=5):
+        process = start(settings, waiting)
+        first_look = {}
+        while "quality_gate" not in first_look:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.5)
+            found = client.search_model_versions(f"name='{settings.model_name}'")
+            first_look = found[0].tags if found else {}
+        assert first_look["quality_gate"] == "passed"
+        assert "champion_version" not in first_look
+        other = run(settings.model_copy(update={"model_type": elsewhere, "export_dir": tmp_path}))
+        assert champion_version(settings) == other.model_version == "2"
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == code, stderr
+    tags = client.get_model_version(settings.model_name, "1").tags
+    assert tags["quality_gate"] == verdict
+    assert tags["champion_version"] == "2"
+    assert float(tags["champion_value"]) == pytest.approx(other.metrics["r2"], abs=1e-6)
+    if code == TrainExit.OK:
+        assert champion_version(settings) == exported_version(settings) == "1"
+    else:
+        assert champion_version(settings) == "2"
+        assert not settings.export_dir.exists()  # nothing exported here
 
 
 def test_a_champion_with_other_features_is_compared_by_the_floor_alone(

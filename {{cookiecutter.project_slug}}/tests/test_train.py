@@ -36,7 +36,6 @@ from {{ cookiecutter.package_name }}.pipeline import (
 from {{ cookiecutter.package_name }}.train import (
     CHAMPION,
     TrainResult,
-    export,
     run,
 )
 
@@ -239,16 +238,6 @@ def test_user_csv_with_categories_and_three_classes(
     model = mlflow.sklearn.load_model(str(settings.export_dir))
     assert set(model.classes_) == {"setosa", "versicolor", "virginica"}
     assert model.predict_proba(frame.drop(columns="species").head(3)).shape == (3, 3)
-
-
-def test_export_replaces_the_previous_folder(trained: TrainResult, tmp_path: Path) -> None:
-    target = tmp_path / "model"
-    target.mkdir()
-    (target / "stale.txt").write_text("from an older export")
-    assert export(trained.model_name, trained.model_version, trained.run_id, target) == target
-    assert not (target / "stale.txt").exists()
-    assert (target / "MLmodel").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging or backup left
 
 
 def test_an_unexpected_error_is_one_line_with_where_it_happened(

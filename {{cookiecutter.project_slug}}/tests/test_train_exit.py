@@ -28,6 +28,9 @@ from {{ cookiecutter.package_name }}.cli import (
 from {{ cookiecutter.package_name }}.config import (
     TrainSettings,
 )
+from {{ cookiecutter.package_name }}.exports import (
+    locked,
+)
 from {{ cookiecutter.package_name }}.tracking import (
     PROBE_SECONDS,
     RETRY_DEFAULTS,
@@ -109,6 +112,11 @@ def data_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     huge = np.where(frame.index % 2 == 1, 1.7e308, -1.7e308)
     frame.assign(**{"mean radius": huge}).to_csv(folder / "huge.csv", index=False)
     frame.assign(target=np.arange(len(frame)) % 200).to_csv(folder / "counts.csv", index=False)
+    # The label named twice: pandas would call the second `target.1`, a perfect feature.
+    pd.concat([frame, frame[["target"]]], axis=1).to_csv(folder / "target-twice.csv", index=False)
+    frame.rename(columns={"mean area": "mean radius "}).to_csv(
+        folder / "look-alike.csv", index=False
+    )
     return folder
 
 
@@ -145,6 +153,8 @@ def failures(
         "price": {"DATA_PATH": str(data_files / "price.csv")},
         "huge": {"DATA_PATH": str(data_files / "huge.csv")},
         "counts": {"DATA_PATH": str(data_files / "counts.csv")},
+        "target-twice": {"DATA_PATH": str(data_files / "target-twice.csv")},
+        "look-alike": {"DATA_PATH": str(data_files / "look-alike.csv")},
         "unknown-scheme": {"MLFLOW_TRACKING_URI": "foo://tracking.example"},
         "closed-port": {"MLFLOW_TRACKING_URI": closed_port_url()},
         "silent-server": {"MLFLOW_TRACKING_URI": silent_server},
@@ -178,6 +188,8 @@ def test_bad_settings_exit_2(failures: dict[str, Exited], case: str, message: st
         ("price", r"TARGET_COLUMN='target' of .*price.csv looks continuous: .*TASK=regression"),
         ("counts", r"looks continuous: to train a regressor, set TASK=regression \(the"),
         ("huge", r"^error: cannot fit \w+ on .*huge.csv: "),
+        ("target-twice", r"names: 'target' \(columns 31, 32\); give each column one name$"),
+        ("look-alike", r"names: 'mean radius' \(columns 1, 4: also 'mean radius '\); give"),
     ],
 )
 def test_bad_data_exit_3(failures: dict[str, Exited], case: str, message: str) -> None:
@@ -257,6 +269,42 @@ def test_failed_export_leaves_the_alias_and_export_alone(
     aliases = client.get_registered_model(settings.model_name).aliases
     assert aliases == ({} if first_run else {CHAMPION: 1})
     assert not unwritable.exists()
+
+
+def test_a_duplicated_header_leaves_the_champion_and_its_export_alone(
+    train_settings: Callable[..., TrainSettings], data_files: Path
+) -> None:
+    settings = train_settings()
+    run(settings)  # version 1, the champion
+    exported = os.readlink(settings.export_dir)
+    refused = train_processes(
+        settings, {"twice": {"DATA_PATH": str(data_files / "target-twice.csv")}}
+    )["twice"]
+    assert refused.code == TrainExit.BAD_DATA, refused.stderr
+    assert "has duplicated column names: 'target'" in refused.error_line
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    assert client.get_registered_model(settings.model_name).aliases == {CHAMPION: 1}
+    assert len(client.search_model_versions(f"name='{settings.model_name}'")) == 1
+    assert os.readlink(settings.export_dir) == exported
+
+
+def test_a_training_that_cannot_get_the_export_lock_exits_5(
+    train_settings: Callable[..., TrainSettings],
+) -> None:
+    settings = train_settings()
+    with locked(settings.export_dir, timeout=5):  # another training exporting, for this one
+        waited = train_processes(settings, {"held": {"EXPORT_LOCK_SECONDS": "1"}})["held"]
+    assert waited.code == TrainExit.EXPORT, waited.stderr
+    lock = settings.export_dir.with_name(f".{settings.export_dir.name}.lock")
+    assert waited.error_line == (
+        f"error: EXPORT_DIR={settings.export_dir}: version 1 could not be exported (another "
+        f"training (pid {os.getpid()}) held {lock} for 1 s; wait for it, or raise "
+        "EXPORT_LOCK_SECONDS); alias 'champion' not moved"
+    )
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    assert client.get_model_version(settings.model_name, "1").tags["quality_gate"] == "passed"
+    assert client.get_registered_model(settings.model_name).aliases == {}
+    assert not settings.export_dir.exists()
 
 
 def test_readme_lists_every_exit_code() -> None:

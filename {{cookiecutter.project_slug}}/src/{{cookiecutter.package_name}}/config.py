@@ -92,6 +92,8 @@ class TrainSettings(_Settings):
     # How much worse than the current champion (in GATE_METRIC units) a new version may be.
     gate_tolerance: float = Field(default=0.0, ge=0)
     export_dir: Path = Path("build/model")
+    # How long a training waits for another one exporting to the same EXPORT_DIR.
+    export_lock_seconds: float = Field(default=600, gt=0)
 
     @field_validator("gate_metric", mode="before")
     @classmethod

@@ -5,6 +5,10 @@ that passes the gate is exported to EXPORT_DIR for serving and then gets the `ch
 The gate compares the new version with the current champion too, both scored on this run's
 holdout (see evaluate.GateResult). Each failure is raised as one of the errors `cli.TrainExit`
 tells apart.
+
+Trainings may run at once. Fitting and logging run side by side; exporting and moving the alias
+happen under EXPORT_DIR's lock (exports.locked), and right before each, the alias is read again:
+if another training moved it meanwhile, the version is gated again against the new champion.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 from sklearn.utils import assert_all_finite
 
-from . import data, evaluate, onnx_export, plots, tracking
+from . import data, evaluate, exports, onnx_export, plots, tracking
 from .config import TrainSettings
 from .pipeline import HYPERPARAMETERS_BY_TASK, build_pipeline
 from .serve.nullable import NULLABLE_FEATURES, nullable_features
@@ -39,6 +46,9 @@ MODEL_ARTIFACT = "model"
 # What loading the model needs, pinned as installed; MLflow adds itself. Listing them skips
 # MLflow's requirement inference, which imports the model in a subprocess (~15 s).
 MODEL_REQUIREMENTS = ("numpy", "pandas", "scikit-learn", "scipy", "skops")
+# Gating again when the alias moved, at most this often in a row: trainings finish in seconds,
+# so an alias that keeps moving is a loop somewhere, not a queue.
+MAX_REGATES = 5
 
 
 class ExportError(RuntimeError):
@@ -111,47 +121,129 @@ def _record(
     """Log the run, register and tag the version; export and alias it if it passes the gate."""
     example = parts.x_train.head(5)
     signature = infer_signature(example, model.predict(example))
-    champion = score_champion(settings, parts, signature)  # before this run registers a version
-    gate = evaluate.quality_gate(
-        scores, settings.gate_metric, settings.gate_min, champion, settings.gate_tolerance
-    )
+    # The first look at the champion, outside the lock: usually also the last.
+    champion = score_champion(settings, parts, signature)
     experiment = mlflow.set_experiment(settings.mlflow_experiment_name)
     with mlflow.start_run(experiment_id=experiment.experiment_id) as active:
         mlflow.log_params(_params(settings, dataset))
         mlflow.log_metrics(scores)
-        if champion is not None:
-            mlflow.set_tag("champion_version", champion.version)
-            if champion.value is not None:
-                mlflow.log_metric(f"champion_{gate.metric}", champion.value)
         for path, figure in plots.for_holdout(holdout).items():
             mlflow.log_figure(figure, path)
         _log_inputs(dataset, parts)
         info = _log_model(model, parts, settings.model_name, signature)
         onnx_export.attach(model, parts.x_test, info)  # before export: the version carries it
-    version = str(info.registered_model_version)
-
-    client = MlflowClient()
-    for key, tag in _gate_tags(gate).items():
-        client.set_model_version_tag(settings.model_name, version, key, tag)
-    if gate.passed:
-        # Export first: the alias never points at a version that serving does not have.
-        try:
-            export(settings.model_name, version, active.info.run_id, settings.export_dir)
-        except (OSError, MlflowException) as error:
-            raise ExportError(
-                f"EXPORT_DIR={settings.export_dir}: version {version} could not be exported "
-                f"({tracking.one_line(error)}); alias '{CHAMPION}' not moved"
-            ) from None
-        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
+    candidate = Candidate(
+        settings, parts, signature, scores, str(info.registered_model_version), active.info.run_id
+    )
+    candidate.record(candidate.judge(champion))
+    if candidate.gate.outcome is evaluate.Outcome.BEATEN:
+        candidate.regate()  # by the champion of this moment? Moving nothing needs no lock.
+    exported = _promote(candidate) if candidate.gate.passed else None
     return TrainResult(
-        run_id=active.info.run_id,
+        run_id=candidate.run_id,
         metrics=scores,
         model_name=settings.model_name,
-        model_version=version,
-        gate=gate,
-        export_dir=settings.export_dir if gate.passed else None,
+        model_version=candidate.version,
+        gate=candidate.gate,
+        export_dir=exported,
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass
+class Candidate:
+    """A registered version and its gate, kept as tagged: the verdict of the latest look."""
+
+    settings: TrainSettings
+    parts: data.Split
+    signature: ModelSignature
+    scores: dict[str, float]
+    version: str
+    run_id: str
+    gate: evaluate.GateResult = field(init=False)
+    _tagged_champion: bool = field(init=False, default=False)
+
+    def judge(self, champion: evaluate.Champion | None) -> evaluate.GateResult:
+        """The gate's verdict on this version's scores against `champion`."""
+        settings = self.settings
+        return evaluate.quality_gate(
+            self.scores, settings.gate_metric, settings.gate_min, champion, settings.gate_tolerance
+        )
+
+    def record(self, gate: evaluate.GateResult) -> None:
+        """Make `gate` the verdict: tags on the version, the champion's value on the run."""
+        self.gate = gate
+        client, name = MlflowClient(), self.settings.model_name
+        for key, tag in _gate_tags(gate).items():
+            client.set_model_version_tag(name, self.version, key, tag)
+        champion = gate.champion
+        if champion is not None:
+            client.set_tag(self.run_id, "champion_version", champion.version)
+            if champion.value is not None:
+                client.log_metric(self.run_id, f"champion_{gate.metric}", champion.value)
+        elif self._tagged_champion:  # an earlier look tagged a champion that is gone now
+            for key in CHAMPION_TAGS:
+                client.delete_model_version_tag(name, self.version, key)
+            client.delete_tag(self.run_id, "champion_version")
+        self._tagged_champion = champion is not None
+
+    def regate(self) -> evaluate.GateResult:
+        """Gate again while the alias points elsewhere than at the champion last scored."""
+        for _ in range(MAX_REGATES):
+            scored = self.gate.champion.version if self.gate.champion else None
+            if champion_version(self.settings.model_name) == scored:
+                return self.gate
+            self.record(self.judge(score_champion(self.settings, self.parts, self.signature)))
+        raise ExportError(
+            f"EXPORT_DIR={self.settings.export_dir}: version {self.version} not exported: "
+            f"alias '{CHAMPION}' moved {MAX_REGATES} times while it was gated; train again"
+        )
+
+
+def _promote(candidate: Candidate) -> Path | None:
+    """Under EXPORT_DIR's lock: export, then move the alias, each right after a look at the
+    champion of that moment. The path of the export, or None if a new champion beat it."""
+    settings, version = candidate.settings, candidate.version
+    with ExitStack() as stack:
+        with _export_errors(candidate):
+            stack.enter_context(exports.locked(settings.export_dir, settings.export_lock_seconds))
+        if not candidate.regate().passed:
+            return None
+        download = partial(_download, settings.model_name, version, candidate.run_id)
+        with _export_errors(candidate):
+            folder = exports.stage(settings.export_dir, version, download)
+        if not candidate.regate().passed:  # the download took a while
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        with _export_errors(candidate):
+            exports.publish(folder, settings.export_dir)
+        # Export first: the alias never points at a version that serving does not have.
+        MlflowClient().set_registered_model_alias(settings.model_name, CHAMPION, version)
+    return settings.export_dir
+
+
+@contextmanager
+def _export_errors(candidate: Candidate) -> Iterator[None]:
+    """Raise what goes wrong writing EXPORT_DIR as one ExportError line."""
+    try:
+        yield
+    except (OSError, MlflowException) as error:  # LockTimeoutError is an OSError
+        raise ExportError(
+            f"EXPORT_DIR={candidate.settings.export_dir}: version {candidate.version} could not "
+            f"be exported ({tracking.one_line(error)}); alias '{CHAMPION}' not moved"
+        ) from None
+
+
+def champion_version(model_name: str) -> str | None:
+    """The version the `champion` alias points at now, or None."""
+    try:
+        aliases = MlflowClient().get_registered_model(model_name).aliases
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # no such model yet
+            return None
+        raise
+    version = aliases.get(CHAMPION)
+    return None if version is None else str(version)
 
 
 def score_champion(
@@ -162,14 +254,9 @@ def score_champion(
     A champion whose features or output differ from the new model's cannot be scored on
     these rows: its `value` is None, and the floor alone decides.
     """
-    client = MlflowClient()
-    try:
-        current = client.get_model_version_by_alias(settings.model_name, CHAMPION)
-    except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # no such model or alias yet
-            return None
-        raise
-    version = str(current.version)
+    version = champion_version(settings.model_name)
+    if version is None:
+        return None
     with tempfile.TemporaryDirectory(prefix="champion-") as folder:
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{settings.model_name}/{version}", dst_path=folder
@@ -202,6 +289,9 @@ def _schema(signature: ModelSignature | None) -> Any:
     )
 
 
+CHAMPION_TAGS = ("champion_version", "champion_value")  # on a version gated against one
+
+
 def _gate_tags(gate: evaluate.GateResult) -> dict[str, str]:
     tags = {
         "quality_gate": gate.outcome.value,
@@ -217,36 +307,38 @@ def _gate_tags(gate: evaluate.GateResult) -> dict[str, str]:
     return tags
 
 
-def export(model_name: str, version: str, run_id: str, export_dir: Path) -> Path:
+def export(
+    model_name: str,
+    version: str,
+    run_id: str,
+    export_dir: Path,
+    lock_seconds: float = TrainSettings.model_fields["export_lock_seconds"].default,
+) -> Path:
     """Copy registered `version` to `export_dir` as a self-contained MLflow model folder.
 
     The MLmodel `metadata` names the version, so the server can report what it serves.
-    The folder is built next to `export_dir` and swapped in, so a reader never sees half of it.
+    `export_dir` becomes a symlink swapped in one rename (see exports): a reader sees the old
+    export or the new one, never none or half of one.
     """
-    export_dir = export_dir.resolve()
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}-", dir=export_dir.parent))
-    try:
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model_name}/{version}", dst_path=str(staging)
-        )
-        mlmodel = Model.load(str(staging / "MLmodel"))
-        mlmodel.metadata = {
-            **(mlmodel.metadata or {}),  # keeps what training recorded (nullable features)
-            "model_name": model_name,
-            "model_version": version,
-            "run_id": run_id,
-        }
-        mlmodel.save(str(staging / "MLmodel"))
-        old = export_dir.with_name(f".{export_dir.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        if export_dir.exists():
-            export_dir.rename(old)
-        staging.rename(export_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return export_dir
+    with exports.locked(export_dir, lock_seconds):
+        download = partial(_download, model_name, version, run_id)
+        exports.publish(exports.stage(export_dir, version, download), export_dir)
+    return exports.Layout.of(export_dir).link
+
+
+def _download(model_name: str, version: str, run_id: str, folder: Path) -> None:
+    """Registered `version` into `folder`, its MLmodel metadata naming where it came from."""
+    mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{model_name}/{version}", dst_path=str(folder)
+    )
+    mlmodel = Model.load(str(folder / "MLmodel"))
+    mlmodel.metadata = {
+        **(mlmodel.metadata or {}),  # keeps what training recorded (nullable features)
+        "model_name": model_name,
+        "model_version": version,
+        "run_id": run_id,
+    }
+    mlmodel.save(str(folder / "MLmodel"))
 
 
 def trusted_types(model: Pipeline) -> list[str]:
