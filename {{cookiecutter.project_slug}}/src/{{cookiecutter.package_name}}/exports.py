@@ -106,7 +106,7 @@ def _acquire(descriptor: int, lock: Path, timeout: float) -> None:
             time.sleep(POLL_SECONDS)
 
 
-def stage(export_dir: Path, version: str, fill: Callable[[Path], None]) -> Path:
+def stage(export_dir: Path, version: str, fill: Callable[[Path], object]) -> Path:
     """A new export folder next to EXPORT_DIR, filled by `fill` and made world-readable.
 
     Call under `locked`: stale folders of interrupted exports are removed first.

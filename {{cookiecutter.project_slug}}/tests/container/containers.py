@@ -83,9 +83,10 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def start(engine: docker.DockerClient, image: str, spec: PodSpec) -> Server:
-    """Start `image` detached under `spec`'s pod settings; its first port on loopback."""
-    container = engine.containers.run(image, detach=True, **run_kwargs(spec))
+def start(engine: docker.DockerClient, image: str, spec: PodSpec, **options: Any) -> Server:
+    """Start `image` detached under `spec`'s pod settings (and `containers.run` `options`,
+    such as volumes); its first port on loopback."""
+    container = engine.containers.run(image, detach=True, **run_kwargs(spec), **options)
     container.reload()  # the published ports are known once it started
     port = next(iter(spec.ports.values()))
     [binding] = container.ports[f"{port}/tcp"]
@@ -93,9 +94,11 @@ def start(engine: docker.DockerClient, image: str, spec: PodSpec) -> Server:
 
 
 @contextmanager
-def started(engine: docker.DockerClient, image: str, spec: PodSpec) -> Iterator[Server]:
+def started(
+    engine: docker.DockerClient, image: str, spec: PodSpec, **options: Any
+) -> Iterator[Server]:
     """A container of `image` (see `start`), removed afterwards."""
-    server = start(engine, image, spec)
+    server = start(engine, image, spec, **options)
     try:
         yield server
     finally:
@@ -103,9 +106,11 @@ def started(engine: docker.DockerClient, image: str, spec: PodSpec) -> Iterator[
 
 
 @contextmanager
-def ready(engine: docker.DockerClient, image: str, spec: PodSpec) -> Iterator[Server]:
+def ready(
+    engine: docker.DockerClient, image: str, spec: PodSpec, **options: Any
+) -> Iterator[Server]:
     """A container of `image` that passed its readiness probe, within the startup budget."""
-    with started(engine, image, spec) as server:
+    with started(engine, image, spec, **options) as server:
         wait_until_ready(
             server.url + spec.probes["readiness"].path,
             timeout=startup_seconds(spec),
