@@ -103,11 +103,11 @@ def serve() -> None:
     from .serve import server  # FastAPI and uvicorn are only installed with the `serve` extra
 
     try:
-        settings = load(ServeSettings)
-    except ConfigError as error:
+        code = server.run(load(ServeSettings))
+    except ConfigError as error:  # a bad setting, or HOST:PORT cannot be listened on
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(server.run(settings))
+    sys.exit(code)
 
 
 def healthcheck() -> None:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from .serve.errors import one_line as one_line  # training's messages use it too
+
 # MLflow's own variables (see mlflow.environment_variables); defaults only, a value set in the
 # environment wins. Worst case per call: 3 tries of up to 20 s each, seconds apart.
 RETRY_DEFAULTS = {
@@ -59,12 +61,6 @@ def describe(uri: str) -> str:
         host = parts.netloc.rpartition("@")[2]
         uri = urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
     return f"MLFLOW_TRACKING_URI={uri}"
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """The error's message on one line, cut to `limit` characters."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _probe(uri: str) -> None:

@@ -99,6 +99,17 @@ def test_runs_unprivileged_on_a_read_only_root(server: Server) -> None:
     assert server.exec("touch", "/tmp/probe")[0] == 0  # noqa: S108 - the container's tmpfs
 
 
+def test_the_runtime_writes_nothing_of_its_own(server: Server) -> None:
+    # onnxruntime's telemetry wrote a device id and a database under HOME (/tmp) at import.
+    assert server.request("/predict", b'{"instances": [{}]}', "application/json").status == 422
+    assert server.post_json("/predict", server.request("/metadata").body["example"]).status == 200
+    home = "/tmp"  # noqa: S108 - the container's tmpfs
+    assert server.exec("printenv", "HOME") == (0, home)
+    written = server.exec("find", home, "-mindepth", "1", "-not", "-name", "probe")
+    assert written == (0, ""), written
+    assert "telemetry" not in server.logs().lower()
+
+
 def test_runs_under_the_pods_limits(server: Server, serving_pod: PodSpec) -> None:
     host = server.inspect()["HostConfig"]
     memory = serving_pod.memory

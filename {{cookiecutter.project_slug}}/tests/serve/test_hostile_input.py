@@ -102,6 +102,75 @@ def test_json_the_parser_cannot_or_will_not_take_is_a_4xx(
     assert detail in json.dumps(response.json()["detail"])
 
 
+NAMES = list(FRAME.columns)
+
+
+def split(columns: list[str], rows: int = 2) -> dict[str, Any]:
+    """A dataframe_split body: `columns`, and rows of the first row's value for each name."""
+    value = dict(zip(NAMES, ROW, strict=True))
+    return {
+        "dataframe_split": {
+            "columns": columns,
+            "data": [[value.get(name, 1.0) for name in columns]] * rows,
+        }
+    }
+
+
+# Bodies naming one input twice: which value wins is the parser's accident, never the client's
+# intent. Each member: (body, status, error, what the detail names).
+AMBIGUOUS_CLASS: dict[str, tuple[bytes, int, str, str]] = {
+    "split-column-twice": (
+        json.dumps(split([*NAMES, NAMES[0]])).encode(),
+        422,
+        "dataframe_split names a column more than once",
+        repr(NAMES[0]),
+    ),
+    "split-column-three-times-no-rows": (
+        json.dumps(split([NAMES[3], *NAMES, NAMES[3]], rows=0)).encode(),
+        422,
+        "dataframe_split names a column more than once",
+        repr(NAMES[3]),
+    ),
+    "split-unknown-column-twice": (
+        json.dumps(split([*NAMES, "extra", "extra"])).encode(),
+        422,
+        "dataframe_split names a column more than once",
+        "'extra'",
+    ),
+    "split-every-column-twice": (
+        json.dumps(split(NAMES + NAMES)).encode(),
+        422,
+        "dataframe_split names a column more than once",
+        repr(min(NAMES)),  # the first of them, sorted
+    ),
+    "inputs-columns-twice": (
+        b'{"inputs": {"mean radius": [1.0], "mean radius": [2.0]}}',
+        400,
+        "malformed JSON",
+        "duplicate key 'mean radius'",
+    ),
+    "records-key-twice-in-the-second-row": (
+        # `[{row}, {row, "mean radius": 3}]`: a clean first record, then one with the key twice
+        wrap(
+            "/invocations",
+            row_with("1.0")[:-1] + ", " + row_with("1.0")[1:-2] + ', "mean radius": 3}]',
+        ),
+        400,
+        "malformed JSON",
+        "duplicate key 'mean radius'",
+    ),
+}
+
+
+@pytest.mark.parametrize("member", list(AMBIGUOUS_CLASS))
+def test_an_input_named_twice_is_a_4xx_naming_it(client: TestClient, member: str) -> None:
+    body, status, error, named = AMBIGUOUS_CLASS[member]
+    response = post(client, "/invocations", body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    assert named in response.json()["detail"]
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize(
     "value",

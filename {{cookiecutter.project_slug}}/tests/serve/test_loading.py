@@ -104,6 +104,57 @@ def test_unservable_models_are_refused_with_the_reason(
         load_model(str(edited_copy(exported_model, tmp_path, edit)))
 
 
+def truncate(path: Path) -> int:
+    return path.write_bytes(path.read_bytes()[:100])
+
+
+# Files a crash, a full disk or a careless copy left broken. Each member: what breaks them,
+# and the file the one-line error must name.
+BROKEN_FILES: dict[str, tuple[Any, str]] = {
+    "empty-mlmodel": (lambda f: (f / "MLmodel").write_text(""), "MLmodel"),
+    "malformed-yaml": (
+        lambda f: (f / "MLmodel").write_text("flavors: [\n  sklearn: {\n"),
+        "MLmodel",
+    ),
+    "yaml-list": (lambda f: (f / "MLmodel").write_text("- flavors\n- signature\n"), "MLmodel"),
+    "not-utf8": (lambda f: (f / "MLmodel").write_bytes(b"flavors: \xff\xfe\n"), "MLmodel"),
+    "flavors-a-list": (
+        lambda f: (f / "MLmodel").write_text("flavors: [sklearn]\nsignature: {}\n"),
+        "MLmodel",
+    ),
+    "signature-a-number": (
+        lambda f: (f / "MLmodel").write_text(
+            (f / "MLmodel").read_text().replace("signature:", "signature: 5\nwas:", 1)
+        ),
+        "MLmodel",
+    ),
+    "truncated-onnx-and-skops": (
+        lambda f: [truncate(f / name) for name in ("model.onnx", "model.skops")],
+        "model.skops",
+    ),
+    "skops-gone-onnx-unreadable": (
+        lambda f: [(f / "model.skops").unlink(), (f / "onnx_reference.json").write_text("{")],
+        "model.skops",
+    ),
+}
+
+
+@pytest.mark.parametrize("member", list(BROKEN_FILES))
+def test_broken_model_files_are_one_line_naming_the_setting_and_the_file(
+    exported_model: Path, tmp_path: Path, member: str
+) -> None:
+    break_files, name = BROKEN_FILES[member]
+    folder = tmp_path / "model"
+    shutil.copytree(exported_model, folder)
+    break_files(folder)
+    with pytest.raises(ModelLoadError) as refused:
+        load_model(str(folder))
+    message = str(refused.value)
+    assert message.startswith(f"MODEL_URI={str(folder)!r}: "), message
+    assert str(folder / name) in message, message
+    assert "Traceback" not in message
+
+
 def test_missing_example_and_metadata_are_tolerated(exported_model: Path, tmp_path: Path) -> None:
     folder = edited_copy(exported_model, tmp_path, lambda m: m.pop("metadata"))
     (folder / "input_example.json").unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -112,3 +113,37 @@ def test_without_scikit_learn_a_disagreeing_model_is_refused_with_the_reason(
     [line] = run.stdout.splitlines()  # one line says why
     assert "disagrees with scikit-learn" in line
     assert "scikit-learn is not installed in this image" in line
+
+
+# onnxruntime's telemetry wrote a device id and an events database under $HOME/.cache, and
+# warned where it could not. Each member: a HOME, and the code importing onnxruntime.
+QUIET_CLASS = {
+    "serving-writable-home": ("writable", WITHOUT_SKLEARN),
+    "serving-read-only-home": ("read-only", WITHOUT_SKLEARN),
+    # Training's ONNX check and MLflow's onnx flavor import it through other modules.
+    "training-imports": (
+        "writable",
+        "import sys, importlib; importlib.import_module(sys.argv[2].split('.')[0] + "
+        "'.onnx_export'); import mlflow.onnx, skl2onnx, onnxruntime; print('imported')",
+    ),
+}
+
+
+@pytest.mark.parametrize("member", list(QUIET_CLASS))
+def test_onnxruntime_writes_and_says_nothing_of_its_own(
+    exported_model: Path, tmp_path: Path, member: str
+) -> None:
+    home_kind, code = QUIET_CLASS[member]
+    home = tmp_path / "home"
+    home.mkdir(mode=0o555 if home_kind == "read-only" else 0o755)
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}  # no ORT_* variable from outside
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(exported_model), load_model.__module__],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert list(home.rglob("*")) == []
+    assert "onnxruntime" not in run.stderr.lower()
+    assert "telemetry" not in run.stderr.lower()

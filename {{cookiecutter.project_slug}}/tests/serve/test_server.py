@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -115,6 +119,51 @@ def test_sigterm_drains_in_flight_request_refuses_new_ones_and_exits_0(
 def test_unloadable_model_makes_run_exit_1(tmp_path: Path) -> None:
     settings = ServeSettings(model_uri=str(tmp_path / "missing"), port=free_port())
     assert serve_server.run(settings) == 1
+
+
+def serve_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`<package>-serve` run to its end with `env` added; it must exit by itself."""
+    command = Path(sys.executable).with_name("{{ cookiecutter.package_name }}-serve")
+    return subprocess.run(
+        [command], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_broken_model_exits_1_with_one_line_naming_the_setting_and_the_file(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model\nsecond line"  # a path with a newline still logs one line
+    shutil.copytree(exported_model, folder)
+    (folder / "MLmodel").write_text("flavors: [\n")
+    ended = serve_process({"MODEL_URI": str(folder), "PORT": str(free_port())})
+    assert ended.returncode == 1, ended.stderr
+    [line] = [line for line in ended.stderr.splitlines() if " ERROR " in line]
+    assert "MODEL_URI=" in line
+    assert "MLmodel cannot be read (ScannerError" in line or "(ParserError" in line, line
+    assert "Traceback" not in ended.stderr
+
+
+# HOST and PORT that cannot be listened on; uvicorn exited 3 with only the OS's words.
+UNUSABLE_ADDRESSES = {
+    "unresolvable-name": ("no-such-host.invalid", "not an address to listen on"),
+    "not-an-ipv4-address": ("999.1.1.1", "not an address to listen on"),
+    "label-too-long": ("a" * 70 + ".example", "not an address to listen on"),
+    "not-this-machines-address": ("192.0.2.1", "cannot listen there"),  # TEST-NET-1
+    "port-in-use": ("127.0.0.1", "cannot listen there"),
+}
+
+
+@pytest.mark.parametrize("member", list(UNUSABLE_ADDRESSES))
+def test_an_unusable_address_exits_2_with_one_line_naming_it(member: str) -> None:
+    host, why = UNUSABLE_ADDRESSES[member]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if member == "port-in-use" else free_port()
+        ended = serve_process({"HOST": host, "PORT": str(port), "MODEL_URI": "unused"})
+    assert ended.returncode == 2, ended.stderr
+    assert ended.stderr.startswith(f"error: HOST={host!r} PORT={port}: {why} ("), ended.stderr
+    assert ended.stderr.count("\n") == 1, ended.stderr
 
 
 def test_bad_settings_exit_2_naming_the_variable(

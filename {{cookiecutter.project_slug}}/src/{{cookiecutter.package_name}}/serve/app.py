@@ -22,11 +22,11 @@ from starlette.requests import ClientDisconnect
 
 from ..config import PROJECT, ServeSettings
 from .connections import BODY_TIMED_OUT
-from .errors import ApiError
+from .errors import ApiError, one_line
 from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
 from .model import NonFinitePredictionError, Prediction, ServedModel
-from .requests import INSTANCES_SCHEMA, BodySizeLimit, RowValidator, read_json
+from .requests import INSTANCES_SCHEMA, RequestFraming, RowValidator, read_json
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ def create_app(
             try:
                 loaded = loader(settings.model_uri)
             except Exception as error:  # any load failure is reported, then the server stops
-                state.load_error = str(error)
-                log.error("cannot load the model: %s", error)
+                state.load_error = one_line(error, limit=2000)  # a path may hold a newline
+                log.error("cannot load the model: %s", state.load_error)
                 if on_load_failure is not None:
-                    loop.call_soon_threadsafe(on_load_failure, str(error))
+                    loop.call_soon_threadsafe(on_load_failure, state.load_error)
                 return
             loop.call_soon_threadsafe(on_loaded, loaded)
 
@@ -137,7 +137,7 @@ def create_app(
     app.state.serving = state
     app.state.metrics = metrics
     # The first of the request checks (requests.py lists them all), made before routing.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestFraming, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ApiError)

@@ -12,6 +12,9 @@ arrives, in plain text. This protocol adds what is missing:
   close, and the app sees the client as gone (counted with status 408).
 - MAX_CONNECTIONS: a connection over the cap gets a JSON 503 and is closed at once, so a flood
   never reaches the process's file-descriptor limit.
+
+A request h11 cannot parse (a malformed request line or header) gets the app's JSON error body
+too, where uvicorn answers in plain text.
 """
 
 from __future__ import annotations
@@ -168,6 +171,19 @@ class LimitedH11Protocol(H11Protocol):
             self.cycle.disconnected = True
             self.cycle.message_event.set()
         log.debug("closed a connection waiting for its request %s", waiting_for)
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to a request h11 refused (`msg` is always "Invalid HTTP request
+        # received."), as JSON like every other refusal. h11's own reason can echo client bytes.
+        self.transport.write(
+            raw_response(
+                400,
+                "Bad Request",
+                "invalid HTTP request",
+                "the request line or headers are not valid HTTP/1.1",
+            )
+        )
         self.transport.close()
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""The one error type the server answers with: a status, a short name and what was wrong."""
+"""The one error type the server answers with, and how any error is told in one line."""
 
 from __future__ import annotations
 
@@ -17,3 +17,9 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         """The JSON body of the error response."""
         return {"error": self.error, "detail": self.detail}
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """The error's message on one line, cut to `limit` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

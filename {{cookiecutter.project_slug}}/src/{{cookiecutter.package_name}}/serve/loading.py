@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .errors import one_line
 from .nullable import NULLABLE_FEATURES
 
 if TYPE_CHECKING:
@@ -75,8 +76,23 @@ def read_model_metadata(folder: str | Path) -> ModelMetadata:
 
 
 def load_model(uri: str) -> ServedModel:
-    """Load the model at `uri`: an exported MLflow model folder or `models:/<name>@<alias>`."""
+    """Load the model at `uri`: an exported MLflow model folder or `models:/<name>@<alias>`.
+
+    Raises ModelLoadError, one line naming MODEL_URI and the file, whatever is wrong with it.
+    """
     folder, registered = _local_folder(uri)
+    try:
+        return _load_folder(folder, uri, registered)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # an MLmodel of the wrong shape: a mapping where a list is due
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: {folder / 'MLmodel'} is not a usable MLmodel "
+            f"({type(error).__name__}: {one_line(error)})"
+        ) from None
+
+
+def _load_folder(folder: Path, uri: str, registered: dict[str, str]) -> ServedModel:
     mlmodel = _read_mlmodel(folder, uri)
     flavor = (mlmodel.get("flavors") or {}).get("sklearn")
     if not flavor:
@@ -102,9 +118,16 @@ def load_model(uri: str) -> ServedModel:
         import skops.io
 
         # MODEL_URI must point at a model you trust: like MLflow, we trust the types it records.
-        return skops.io.load(
-            folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
-        )
+        path = folder / flavor["pickled_model"]
+        try:
+            return skops.io.load(path, trusted=flavor.get("skops_trusted_types") or None)
+        except ImportError:
+            raise
+        except Exception as error:  # truncated (BadZipFile), missing, or not a skops file
+            raise ModelLoadError(
+                f"MODEL_URI={uri!r}: {path} cannot be loaded "
+                f"({type(error).__name__}: {one_line(error)})"
+            ) from None
 
     onnx, note = None, None
     if ONNX_METADATA in recorded and all(f.type in NUMERIC_TYPES for f in features):
@@ -143,7 +166,17 @@ def _read_mlmodel(folder: Path, uri: str) -> dict[str, Any]:
             f"MODEL_URI={uri!r}: no MLmodel file in {folder}; train and export a model first "
             "(`nox -s train` writes build/model) or point MODEL_URI at an exported model folder"
         )
-    mlmodel: dict[str, Any] = yaml.safe_load(path.read_text())
+    try:
+        mlmodel = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as error:  # unreadable, not UTF-8, not YAML
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: {path} cannot be read ({type(error).__name__}: {one_line(error)})"
+        ) from None
+    if not isinstance(mlmodel, dict):
+        raise ModelLoadError(
+            f"MODEL_URI={uri!r}: {path} is {'empty' if mlmodel is None else 'not a YAML mapping'}"
+            "; export the model again (`nox -s train`)"
+        )
     return mlmodel
 
 
@@ -192,8 +225,8 @@ def _local_folder(uri: str) -> tuple[Path, dict[str, str]]:
             }
     except Exception as error:
         raise ModelLoadError(
-            f"MODEL_URI={uri!r}: could not download the model ({error}); for models:/ URIs "
-            "set MLFLOW_TRACKING_URI to the registry that holds it"
+            f"MODEL_URI={uri!r}: could not download the model ({one_line(error)}); "
+            "for models:/ URIs set MLFLOW_TRACKING_URI to the registry that holds it"
         ) from None
     return folder, registered
 

@@ -17,10 +17,15 @@ log = logging.getLogger(__name__)
 # away, or the drain after SIGTERM cut it (nginx's "client closed request"). Not a server error.
 CLIENT_GONE = 499
 
-# Sub-millisecond buckets: a one-row prediction takes well under 1 ms plus HTTP.
-# Label sets cached at most; any more (odd methods from clients) are looked up each time.
-MAX_CACHED_LABELS = 256
+# Label values never come from the client as sent: every new value is a series kept until the
+# process ends, so made-up methods or paths would grow /metrics until the pod is OOM-killed.
+# Methods outside RFC 9110's (and PATCH) count as OTHER, and so do paths outside the app's.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER = "other"
 
+# Sub-millisecond buckets: a one-row prediction takes well under 1 ms plus HTTP.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -72,20 +77,17 @@ class Metrics:
         self._predicted: dict[str, Any] = {}
 
     def endpoint(self, path: str) -> str:
-        """The label for `path`: a known endpoint, or `other` so labels stay few."""
-        return path if path in self.endpoints else "other"
+        """The label for `path`: a known endpoint, or OTHER so labels stay few."""
+        return path if path in self.endpoints else OTHER
 
     def answered(self, path: str, method: str, status: int, seconds: float) -> None:
         """Count one response to `method path` with `status`, taking `seconds`."""
-        endpoint = self.endpoint(path)
-        key = (endpoint, method, status)
-        if (children := self._answered.get(key)) is None:
-            children = (
-                self.requests.labels(endpoint, method, str(status)),
-                self.latency.labels(endpoint),
+        key = (self.endpoint(path), method if method in METHODS else OTHER, status)
+        if (children := self._answered.get(key)) is None:  # a bounded set: cache every one
+            children = self._answered[key] = (
+                self.requests.labels(key[0], key[1], str(status)),
+                self.latency.labels(key[0]),
             )
-            if len(self._answered) < MAX_CACHED_LABELS:  # methods come from clients
-                self._answered[key] = children
         children[0].inc()
         children[1].observe(seconds)
 

@@ -32,6 +32,7 @@ class OnnxPredictor:
     def __init__(self, model: bytes, classes: list[Any] | None) -> None:
         import onnxruntime
 
+        onnxruntime.disable_telemetry_events()  # files are kept off by the package's __init__
         options = onnxruntime.SessionOptions()
         # One thread each: a serving process uses one core; more threads only contend with
         # the event loop and the other worker processes.

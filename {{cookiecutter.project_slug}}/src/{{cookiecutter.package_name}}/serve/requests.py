@@ -1,7 +1,9 @@
 """Requests to rows: every check a prediction request passes, in one place and in order.
 
-1. Body size (`BodySizeLimit`, ASGI middleware): a Content-Length over MAX_BODY_BYTES is 413
-   before routing; a body read past it (chunked uploads) is 413 where it is read.
+1. Framing (`RequestFraming`, ASGI middleware): both Content-Length and Transfer-Encoding is
+   400 and the connection closes (RFC 9112 §6.1, request smuggling); a Content-Length over
+   MAX_BODY_BYTES is 413 before routing; a body read past it (chunked uploads) is 413 where
+   it is read.
 2. Headers (`read_json`): Content-Type application/json and no Content-Encoding, else 415.
 3. Strict JSON (`parse_json`): no NaN/Infinity, duplicate keys, runaway digits or nesting: 400.
 4. Shape (`RowValidator.predict_rows` / `invocation_rows`): the body's format, a non-empty
@@ -19,6 +21,7 @@ import json
 import math
 import operator
 import reprlib
+from collections import Counter
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
@@ -52,12 +55,14 @@ INSTANCES_SCHEMA = {
 }
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`, declared or not (chunked uploads).
+class RequestFraming:
+    """ASGI middleware: refuse ambiguous framing, and 413 for a body over `max_bytes`.
 
-    A Content-Length over the limit is answered at once; otherwise the body is counted as it
-    arrives and reading past the limit raises ApiError(413) in the endpoint reading it, which
-    the app's error handler renders.
+    A request with both Content-Length and Transfer-Encoding may be framed one way here and
+    another by a proxy in front (request smuggling): it is refused and its connection closed,
+    so nothing pipelined behind it is read. A Content-Length over the limit is answered at
+    once; otherwise the body is counted as it arrives and reading past the limit raises
+    ApiError(413) in the endpoint reading it, which the app's error handler renders.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -68,9 +73,17 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
+        # Outside the routes here, so answer directly instead of raising.
+        if declared is not None and chunked:
+            error = ApiError(
+                400,
+                "ambiguous message framing",
+                "the request has both Content-Length and Transfer-Encoding; send one",
+            )
+            await JSONResponse(error.body(), error.status, headers=CLOSE)(scope, receive, send)
+            return
         if declared is not None and declared > self.max_bytes:
-            # Outside the routes here, so answer directly instead of raising.
             error = self._too_large(f"Content-Length is {declared} bytes")
             await JSONResponse(error.body(), error.status)(scope, receive, send)
             return
@@ -93,14 +106,22 @@ class BodySizeLimit:
         )
 
 
-def _content_length(scope: Scope) -> int | None:
+# A response header the HTTP server honours by closing the connection once it is sent.
+CLOSE = {"connection": "close"}
+
+
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None if absent) and whether Transfer-Encoding is set."""
+    length, encoded = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the HTTP server rejects a malformed length itself
-    return None
+                length = -1  # the HTTP server rejects a malformed length itself
+        elif name == b"transfer-encoding":
+            encoded = True
+    return length, encoded
 
 
 async def read_json(request: Request) -> Any:
@@ -259,6 +280,13 @@ class RowValidator:
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise ApiError(
                 422, "dataframe_split 'columns' must be a list of names", f"got {short(columns)}"
+            )
+        if len(set(columns)) != len(columns):  # which value would a twice-named column take?
+            twice = sorted(c for c, n in Counter(columns).items() if n > 1)
+            raise ApiError(
+                422,
+                "dataframe_split names a column more than once",
+                f"column(s) {short(twice)} appear more than once in 'columns'; name each once",
             )
         self._check_size(data["data"])
         records = []

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
-from ..config import ServeSettings
+from ..config import ConfigError, ServeSettings
 from .app import ServingState, create_app
 from .connections import ConnectionLimits, make_room_for, protocol_for
+from .errors import one_line
 
 
 class DrainingServer(uvicorn.Server):
@@ -35,7 +37,10 @@ class DrainingServer(uvicorn.Server):
 
 
 def run(settings: ServeSettings) -> int:
-    """Serve until SIGTERM; the exit code is 1 if the model could not be loaded, else 0."""
+    """Serve until SIGTERM; the exit code is 1 if the model could not be loaded, else 0.
+
+    Raises ConfigError if HOST and PORT cannot be listened on.
+    """
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -47,10 +52,30 @@ def run(settings: ServeSettings) -> int:
         failures.append(reason)
         server.should_exit = True
 
+    listening = listen(settings)  # before the model loads: a bad HOST fails in a second
     app = create_app(settings, on_load_failure=on_load_failure)
     server = DrainingServer(uvicorn_config(settings, app), app.state.serving)
-    server.run()
+    server.run(sockets=[listening])
     return 1 if failures else 0
+
+
+def listen(settings: ServeSettings) -> socket.socket:
+    """A socket bound to HOST:PORT; ConfigError naming both if it cannot be had."""
+    address = f"HOST={settings.host!r} PORT={settings.port}"
+    try:
+        [(family, kind, proto, _, where), *_] = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as error:  # unresolvable, or not a name at all
+        raise ConfigError(f"{address}: not an address to listen on ({one_line(error)})") from None
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        listening.bind(where)
+    except OSError as error:  # not this machine's address, in use, or a privileged port
+        listening.close()
+        raise ConfigError(f"{address}: cannot listen there ({one_line(error)})") from None
+    return listening
 
 
 def uvicorn_config(settings: ServeSettings, app: FastAPI) -> uvicorn.Config:

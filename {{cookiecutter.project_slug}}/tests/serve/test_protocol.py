@@ -1,0 +1,131 @@
+"""HTTP/1.1 at the socket: ambiguous framing closes the connection, malformed requests get JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import (
+    ServeSettings,
+)
+from {{ cookiecutter.package_name }}.serve.model import (
+    ServedModel,
+)
+
+from .servers import ThreadServer, server_in_thread
+from .test_connections import BODY, read_until_closed
+
+
+@pytest.fixture(scope="module")
+def server(exported_model: Path, served_model: ServedModel) -> Iterator[ThreadServer]:
+    with server_in_thread(ServeSettings(model_uri=str(exported_model)), served_model) as running:
+        yield running
+
+
+def exchange(server: ThreadServer, data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send `data` on one connection; every response until the server closes it, parsed."""
+    with server.connect(timeout=30) as sock:
+        sock.sendall(data)
+        received, _ = read_until_closed(sock)
+    responses = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        length = int(headers["content-length"])
+        responses.append((int(status_line.split()[1]), headers, rest[:length]))
+        received = rest[length:]
+    return responses
+
+
+def request(head: str, body: bytes = b"") -> bytes:
+    return head.replace("\n", "\r\n").encode() + b"\r\n" + body
+
+
+CHUNKED_BODY = f"{len(BODY):x}\r\n".encode() + BODY + b"\r\n0\r\n\r\n"
+PIPELINED = request("GET /healthz HTTP/1.1\nHost: t\n")
+
+# Both a length and an encoding: a proxy in front may frame the body one way, we another.
+AMBIGUOUS = {
+    "length-and-chunked": request(
+        f"POST /predict HTTP/1.1\nHost: t\nContent-Type: application/json\n"
+        f"Content-Length: {len(BODY)}\nTransfer-Encoding: chunked\n",
+        CHUNKED_BODY,
+    ),
+    "chunked-first-and-odd-case": request(
+        f"POST /predict HTTP/1.1\nHost: t\nTRANSFER-ENCODING: chunked\n"
+        f"content-LENGTH: {len(CHUNKED_BODY)}\nContent-Type: application/json\n",
+        CHUNKED_BODY,
+    ),
+    "zero-length-and-chunked": request(
+        "POST /invocations HTTP/1.1\nHost: t\nContent-Length: 0\nTransfer-Encoding: chunked\n",
+        b"0\r\n\r\n",
+    ),
+    "on-a-get": request(
+        "GET /metadata HTTP/1.1\nHost: t\nContent-Length: 5\nTransfer-Encoding: chunked\n",
+        b"0\r\n\r\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("sent", list(AMBIGUOUS))
+def test_length_and_encoding_together_are_refused_and_the_connection_closed(
+    server: ThreadServer, sent: str
+) -> None:
+    # RFC 9112 §6.1: the connection closes after the answer, so the pipelined request behind
+    # it (a smuggled one, for a proxy that framed the body by its length) is never read.
+    responses = exchange(server, AMBIGUOUS[sent] + PIPELINED)
+    assert len(responses) == 1, responses
+    status, headers, body = responses[0]
+    assert (status, headers["connection"]) == (400, "close")
+    assert json.loads(body)["error"] == "ambiguous message framing"
+
+
+def test_chunked_alone_is_served_and_kept_alive(server: ThreadServer) -> None:
+    chunked = request(
+        "POST /predict HTTP/1.1\nHost: t\nTransfer-Encoding: chunked\n"
+        "Content-Type: application/json\n",
+        CHUNKED_BODY,
+    )
+    closing = request("GET /healthz HTTP/1.1\nHost: t\nConnection: close\n")
+    statuses = [status for status, _, _ in exchange(server, chunked + closing)]
+    assert statuses == [200, 200]
+
+
+# Requests h11 refuses before the app sees them: uvicorn answered these in plain text.
+MALFORMED = {
+    "garbage-request-line": b"GARBAGE\r\n\r\n",
+    "no-http-version": b"GET /healthz\r\nHost: t\r\n\r\n",
+    "header-without-colon": b"GET /healthz HTTP/1.1\r\nHost t\r\n\r\n",
+    "space-before-colon": b"GET /healthz HTTP/1.1\r\nHost : t\r\n\r\n",
+    "two-different-lengths": request(
+        "POST /predict HTTP/1.1\nHost: t\nContent-Length: 2\nContent-Length: 3\n", b"{}"
+    ),
+    "signed-length": request("POST /predict HTTP/1.1\nHost: t\nContent-Length: +2\n", b"{}"),
+    "gzip-then-chunked": request(
+        "POST /predict HTTP/1.1\nHost: t\nTransfer-Encoding: gzip, chunked\n", b"0\r\n\r\n"
+    ),
+    "nul-in-a-header": b"GET /healthz HTTP/1.1\r\nHost: t\x00x\r\n\r\n",
+    "headers-past-h11s-buffer": request("GET /healthz HTTP/1.1\nHost: t\nX-Pad: " + "a" * 20_000),
+}
+
+
+@pytest.mark.parametrize("sent", list(MALFORMED))
+def test_a_malformed_request_gets_a_json_400_and_the_connection_closed(
+    server: ThreadServer, sent: str
+) -> None:
+    responses = exchange(server, MALFORMED[sent] + PIPELINED)
+    assert len(responses) == 1, responses
+    status, headers, body = responses[0]
+    assert (status, headers["content-type"], headers["connection"]) == (
+        400,
+        "application/json",
+        "close",
+    )
+    assert json.loads(body) == {
+        "error": "invalid HTTP request",
+        "detail": "the request line or headers are not valid HTTP/1.1",
+    }
