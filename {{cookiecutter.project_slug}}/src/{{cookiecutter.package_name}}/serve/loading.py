@@ -195,10 +195,12 @@ def _identity(recorded: dict[str, Any]) -> ModelMetadata:
 
 def _local_folder(uri: str) -> tuple[Path, dict[str, str]]:
     """The model folder for `uri` (downloaded into /tmp if remote) and what the registry says."""
+    # A local folder is resolved once: training swaps a symlinked export in one rename, and a
+    # load that follows the link at each file could mix two versions.
     if uri.startswith("file://"):
-        return Path(uri.removeprefix("file://")), {}
+        return Path(uri.removeprefix("file://")).resolve(), {}
     if "://" not in uri and not uri.startswith("models:/"):
-        return Path(uri), {}
+        return Path(uri).resolve(), {}
     try:
         import mlflow.artifacts  # only for registry/remote URIs; a folder never needs MLflow
         from mlflow.tracking import MlflowClient
