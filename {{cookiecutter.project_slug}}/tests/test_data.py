@@ -63,8 +63,22 @@ def test_split_is_stratified_and_seeded() -> None:
         ("a,label\n1,x\n2,\n3,y\n", "has 1 empty values; every row needs a label"),
         ("label\nx\ny\n", "has no feature columns besides TARGET_COLUMN='label'"),
         ('a,label\n1,"x\n', "is not a readable CSV file"),
+        # Every row one field longer than the header: pandas made the first field the index,
+        # so each value would sit under its neighbour's name.
+        ("a,label\n0,1,x\n1,2,y\n2,3,x\n3,4,y\n", "rows have more fields than the header"),
+        ("a,label\n0,0,1,x\n1,1,2,y\n", "rows have more fields than the header"),
     ],
-    ids=["missing", "empty", "header-only", "one-class", "unlabelled-row", "no-features", "bad"],
+    ids=[
+        "missing",
+        "empty",
+        "header-only",
+        "one-class",
+        "unlabelled-row",
+        "no-features",
+        "bad",
+        "one-unnamed-field",
+        "two-unnamed-fields",
+    ],
 )
 def test_bad_csv_files_are_named_with_the_fix(
     tmp_path: Path, content: str | None, message: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"DATA_PATH={path} does not exist or is not a file; give a CSV file path")
     try:
         _check_header(path)
-        # One pass over the whole file, so a column gets one type (chunks could get different ones).
-        frame = pd.read_csv(path, low_memory=False)
+        with warnings.catch_warnings():
+            # Rows longer than the header: pandas would make their first fields the index and
+            # put each value under its neighbour's name. index_col=False makes that a warning.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # One pass over the whole file, so a column gets one type (chunks could differ).
+            frame = pd.read_csv(path, low_memory=False, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(
+            f"DATA_PATH={path}: rows have more fields than the header names; "
+            "give every column a name"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"DATA_PATH={path} is empty; it needs a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
