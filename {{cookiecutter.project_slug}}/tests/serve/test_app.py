@@ -15,8 +15,10 @@ from {{ cookiecutter.package_name }}.config import (
     ServeSettings,
 )
 from {{ cookiecutter.package_name }}.serve.app import (
-    ServingState,
     create_app,
+)
+from {{ cookiecutter.package_name }}.serve.lifecycle import (
+    ServingState,
 )
 from {{ cookiecutter.package_name }}.serve.loading import (
     load_model,

@@ -1,9 +1,8 @@
-"""Request parsing and validation against the model signature, without HTTP (see test_app
-and test_hostile_input for the checks on headers and body size)."""
+"""Rows from parsed request bodies, checked against the model signature, without HTTP (see
+test_body for the parsing, test_app and test_hostile_input for headers and body size)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from {{ cookiecutter.package_name }}.serve.features import (
 from {{ cookiecutter.package_name }}.serve.requests import (
     MAX_REPORTED_PROBLEMS,
     RowValidator,
-    parse_json,
 )
 
 DOUBLES = [Feature("a", "double"), Feature("b", "double")]
@@ -33,24 +31,6 @@ def error_of(call: Any, *args: Any) -> ApiError:
     with pytest.raises(ApiError) as caught:
         call(*args)
     return caught.value
-
-
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
-def test_non_json_number_literals_are_rejected(literal: str) -> None:
-    error = error_of(parse_json, ('{"instances": [[' + literal + ", 1]]}").encode())
-    assert (error.status, error.error) == (400, "malformed JSON")
-    assert literal in error.detail
-
-
-@pytest.mark.parametrize(
-    ("body", "detail"),
-    [(b"", "send a JSON object"), (b"{", "Expecting"), (b'{"a": "\xff"}', "not UTF-8")],
-    ids=["empty", "truncated", "binary"],
-)
-def test_bodies_that_are_not_json_are_400(body: bytes, detail: str) -> None:
-    error = error_of(parse_json, body)
-    assert error.status == 400
-    assert detail in error.detail
 
 
 def test_records_and_lists_become_rows_in_signature_order() -> None:
@@ -192,41 +172,6 @@ def test_bad_invocations_are_422(payload: Any, message: str) -> None:
     error = error_of(RowValidator(DOUBLES, 10).invocation_rows, payload)
     assert error.status == 422
     assert message in error.error
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b'{"instances": [{"a": 1.5, "b": -2}]}',
-        b'{"instances": [{"a:b": 1.0, "b": "x:y"}]}',  # colons inside strings
-        b'{ "instances" : [ [1e-5, 2E3] ] , "k" : {"x" : null} }',
-        b'{"instances": [{"caf\\u00e9": 1.0, "\\"q\\"": [true, false]}]}',  # escapes
-        '{"instances": [{"café": 1.0}]}'.encode(),
-        b"[" * 300 + b"]" * 300,  # deeper than orjson renders: the strict parser reads it
-        b"[" * 900 + b"]" * 900,  # as deep as orjson reads, too deep for it to render
-        b'{"a": [{"b": {"c": 1}}, [{"d": 2, "e": {}}]], "f": "t:10:00"}',
-    ],
-    ids=["plain", "colons", "whitespace", "escapes", "utf-8", "300-levels", "900-levels", "nested"],
-)
-def test_fast_parser_reads_what_the_strict_one_reads(body: bytes) -> None:
-    assert parse_json(body) == json.loads(body)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b'{"instances": [{"a": 1, "a": 2}]}',
-        b'{"a": {"b": 1}, "a": {"c": 2}}',
-        b'{"instances": [{"a": 1, "a": "\\u003a"}]}',  # the dropped pair's colon, respelled
-        b'{"instances": [{"a:": 1, "a:": 2}]}',
-        b'{"instances": [{"a": 1, "a": 2, "t": "10:00"}]}',  # a string's colon fills the gap
-    ],
-    ids=["record", "nested", "escaped-colon", "colon-in-key", "colon-in-value"],
-)
-def test_duplicate_keys_are_refused_whichever_parser_reads_them(body: bytes) -> None:
-    error = error_of(parse_json, body)
-    assert (error.status, error.error) == (400, "malformed JSON")
-    assert "duplicate key" in error.detail
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -21,12 +16,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from ..config import PROJECT, ServeSettings
+from .body import RequestFraming, read_json
 from .connections import BODY_TIMED_OUT
-from .errors import ApiError, one_line
+from .errors import ApiError
+from .lifecycle import ServingState, lifespan, not_ready_reason
 from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
 from .model import NonFinitePredictionError, Prediction, ServedModel
-from .requests import INSTANCES_SCHEMA, RequestFraming, RowValidator, read_json
+from .requests import INSTANCES_SCHEMA, RowValidator
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +31,6 @@ Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 PREDICTION_PATHS = {"/predict", "/invocations"}
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
-
-
-@dataclass
-class ServingState:
-    """What the endpoints need to know: the model once loaded, and whether we are stopping."""
-
-    model: ServedModel | None = None
-    validator: RowValidator | None = None
-    load_error: str | None = None
-    shutting_down: bool = False
-
-    def mark_ready(self, model: ServedModel, max_batch_size: int) -> None:
-        """Start taking predictions with `model` (readiness turns 200)."""
-        self.validator = RowValidator(model.features, max_batch_size)
-        self.model = model  # set last: readiness checks it
-
-    def begin_shutdown(self) -> None:
-        """Fail readiness so load balancers stop sending traffic while in-flight work drains."""
-        self.shutting_down = True
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -89,7 +67,7 @@ def create_app(
     app = FastAPI(
         title=PROJECT,
         summary="Predictions from the exported scikit-learn model.",
-        lifespan=_lifespan(state, metrics, settings, model, loader, on_load_failure),
+        lifespan=lifespan(state, metrics, settings, model, loader, on_load_failure),
         # Prometheus /metrics is this server's telemetry. FastAPI's native OpenTelemetry asks
         # whether a provider is configured on every request (~30 µs, 10% of a 1-row request)
         # even when none is: it is off unless OTEL_TRACING=true (see config.ServeSettings).
@@ -111,57 +89,6 @@ def create_app(
     # The router tries routes in order: put the ones taking the traffic first.
     app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
     return app
-
-
-def _lifespan(
-    state: ServingState,
-    metrics: Metrics,
-    settings: ServeSettings,
-    model: ServedModel | None,
-    loader: Callable[[str], ServedModel],
-    on_load_failure: Callable[[str], None] | None,
-) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up: serve `model`, or load MODEL_URI on a thread and serve it once loaded."""
-
-    def on_loaded(loaded: ServedModel) -> None:
-        loaded.configure_thread()  # the event loop thread does the predicting
-        gc.freeze()  # the loaded model is long-lived: keep it out of every future GC pass
-        state.mark_ready(loaded, settings.max_batch_size)
-        metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
-        metrics.ready.set(1)
-        log.info(
-            "serving model %s version %s (run %s) from %s%s",
-            loaded.name,
-            loaded.version,
-            loaded.run_id,
-            loaded.source,
-            "" if loaded.fast else " (pipeline predict path)",
-        )
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if model is not None:
-            on_loaded(model)
-            yield
-            return
-        loop = asyncio.get_running_loop()
-
-        def load() -> None:
-            try:
-                loaded = loader(settings.model_uri)
-            except Exception as error:  # any load failure is reported, then the server stops
-                state.load_error = one_line(error, limit=2000)  # a path may hold a newline
-                log.error("cannot load the model: %s", state.load_error)
-                if on_load_failure is not None:
-                    loop.call_soon_threadsafe(on_load_failure, state.load_error)
-                return
-            loop.call_soon_threadsafe(on_loaded, loaded)
-
-        # A daemon thread, not the default executor: interpreter exit never waits on a load.
-        threading.Thread(target=load, name="model-loader", daemon=True).start()
-        yield
-
-    return lifespan
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -205,7 +132,7 @@ def _add_probes(app: FastAPI, state: ServingState, settings: ServeSettings) -> N
     )
     async def readyz() -> Response:
         if state.model is None or state.shutting_down:
-            raise ApiError(503, "not ready", _not_ready_reason(state, settings))
+            raise ApiError(503, "not ready", not_ready_reason(state, settings))
         return json_response({"status": "ready", "model_version": state.model.version})
 
     @app.get("/metadata", summary="The model: name, version, run, features and an example")
@@ -287,7 +214,7 @@ def _add_predictions(
 def _serving(state: ServingState, settings: ServeSettings) -> tuple[ServedModel, RowValidator]:
     """The loaded model and its row checks, or a 503 saying why there is none yet."""
     if state.model is None or state.validator is None:
-        raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
+        raise ApiError(503, "model not ready", not_ready_reason(state, settings))
     return state.model, state.validator
 
 
@@ -317,11 +244,3 @@ def _runtime(served: ServedModel) -> dict[str, str]:
     if note := served.runtime_note:
         runtime["runtime_note"] = note
     return runtime
-
-
-def _not_ready_reason(state: ServingState, settings: ServeSettings) -> str:
-    if state.shutting_down:
-        return "the server is shutting down"
-    if state.load_error is not None:
-        return f"loading the model failed: {state.load_error}"
-    return f"the model is still loading from {settings.model_uri}"

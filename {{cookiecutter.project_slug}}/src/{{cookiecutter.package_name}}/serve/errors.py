@@ -1,7 +1,8 @@
-"""The one error type the server answers with, and how any error is told in one line."""
+"""The one error type the server answers with, and how errors and echoed values are told short."""
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 
@@ -23,3 +24,14 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     """The error's message on one line, cut to `limit` characters."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Values echoed in error details are cut short: a request may carry megabytes or deep nesting.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxdict = 6
+
+
+def short(value: Any) -> str:
+    """`repr(value)`, bounded in length and depth, for error details."""
+    return _SHORT.repr(value)

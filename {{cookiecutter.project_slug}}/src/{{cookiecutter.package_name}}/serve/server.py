@@ -11,9 +11,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from ..config import ConfigError, ServeSettings
-from .app import ServingState, create_app
+from .app import create_app
 from .connections import ConnectionLimits, make_room_for, protocol_for
 from .errors import one_line
+from .lifecycle import ServingState
 
 
 class DrainingServer(uvicorn.Server):
