@@ -23,13 +23,16 @@ from .lifecycle import ServingState, lifespan, not_ready_reason
 from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
 from .model import NonFinitePredictionError, Prediction, ServedModel
-from .requests import INSTANCES_SCHEMA, RowValidator
+from .openapi import install as install_openapi
+from .requests import RowValidator
 
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 PREDICTION_PATHS = {"/predict", "/invocations"}
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+# A JSON body; its schema comes from the loaded model's signature (openapi.py).
+REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
 
 
@@ -86,6 +89,7 @@ def create_app(
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    install_openapi(app, lambda: state.model)
     # The router tries routes in order: put the ones taking the traffic first.
     app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
     return app
@@ -173,12 +177,7 @@ def _add_predictions(
     @raw_post(
         "/predict",
         summary="Predict a batch of rows",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": INSTANCES_SCHEMA}},
-            }
-        },
+        openapi_extra=REQUEST_BODY,
     )
     async def predict_endpoint(request: Request) -> Response:
         served, validator = _serving(state, settings)
@@ -200,9 +199,7 @@ def _add_predictions(
     @raw_post(
         "/invocations",
         summary="MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs)",
-        openapi_extra={
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}
-        },
+        openapi_extra=REQUEST_BODY,
     )
     async def invocations(request: Request) -> Response:
         served, validator = _serving(state, settings)

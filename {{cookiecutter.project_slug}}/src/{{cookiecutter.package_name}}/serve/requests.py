@@ -34,20 +34,6 @@ MAX_REPORTED_PROBLEMS = 20  # enough to fix a request, small enough to read
 # The request formats MLflow's scoring server (`mlflow models serve`) accepts on /invocations.
 INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
-# The /predict body, for the OpenAPI page (validation itself is RowValidator.predict_rows).
-INSTANCES_SCHEMA = {
-    "type": "object",
-    "required": ["instances"],
-    "properties": {
-        "instances": {
-            "type": "array",
-            "items": {"oneOf": [{"type": "object"}, {"type": "array"}]},
-            "description": "Rows as {feature: value} objects, or lists in feature order "
-            "(see GET /metadata).",
-        }
-    },
-}
-
 
 class RowValidator:
     """Checks rows against the signature's named, typed columns."""
