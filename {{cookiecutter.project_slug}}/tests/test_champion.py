@@ -36,8 +36,10 @@ from {{ cookiecutter.package_name }}.evaluate import (
 from {{ cookiecutter.package_name }}.exports import (
     locked,
 )
-from {{ cookiecutter.package_name }}.train import (
+from {{ cookiecutter.package_name }}.promotion import (
     CHAMPION,
+)
+from {{ cookiecutter.package_name }}.train import (
     run,
 )
 

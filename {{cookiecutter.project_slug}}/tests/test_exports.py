@@ -28,9 +28,11 @@ from {{ cookiecutter.package_name }}.exports import (
     publish,
     stage,
 )
+from {{ cookiecutter.package_name }}.promotion import (
+    export,
+)
 from {{ cookiecutter.package_name }}.train import (
     TrainResult,
-    export,
 )
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -49,7 +51,7 @@ STOP_MID_EXPORT = f"""
 import sys, time
 from pathlib import Path
 from {PACKAGE}.exports import locked, stage
-from {PACKAGE}.train import _download
+from {PACKAGE}.promotion import _download
 name, version, run_id, target = sys.argv[1:]
 def download_then_stop(folder):
     _download(name, version, run_id, folder)

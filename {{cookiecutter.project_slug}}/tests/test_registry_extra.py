@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.train import (
+from {{ cookiecutter.package_name }}.promotion import (
     CHAMPION,
+)
+from {{ cookiecutter.package_name }}.train import (
     TrainResult,
 )
 

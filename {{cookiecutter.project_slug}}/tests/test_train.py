@@ -33,8 +33,10 @@ from {{ cookiecutter.package_name }}.evaluate import (
 from {{ cookiecutter.package_name }}.pipeline import (
     HYPERPARAMETERS,
 )
-from {{ cookiecutter.package_name }}.train import (
+from {{ cookiecutter.package_name }}.promotion import (
     CHAMPION,
+)
+from {{ cookiecutter.package_name }}.train import (
     TrainResult,
     run,
 )

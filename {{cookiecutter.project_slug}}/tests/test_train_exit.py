@@ -31,6 +31,9 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.exports import (
     locked,
 )
+from {{ cookiecutter.package_name }}.promotion import (
+    CHAMPION,
+)
 from {{ cookiecutter.package_name }}.tracking import (
     PROBE_SECONDS,
     RETRY_DEFAULTS,
@@ -40,7 +43,6 @@ from {{ cookiecutter.package_name }}.tracking import (
     describe,
 )
 from {{ cookiecutter.package_name }}.train import (
-    CHAMPION,
     run,
 )
 

@@ -46,6 +46,7 @@ def train() -> None:
         fail(TrainExit.BAD_DATA, str(error))
     from . import train as training  # MLflow is only installed with the `train` extra
     from .evaluate import Outcome
+    from .promotion import CHAMPION, ExportError
     from .tracking import TrackingError
 
     try:
@@ -54,7 +55,7 @@ def train() -> None:
         fail(TrainExit.BAD_DATA, str(error))
     except TrackingError as error:
         fail(TrainExit.TRACKING, str(error))
-    except training.ExportError as error:
+    except ExportError as error:
         fail(TrainExit.EXPORT, str(error))
     except Exception as error:  # a bug: still one line, with where it happened
         frame = traceback.extract_tb(error.__traceback__)[-1]
@@ -69,26 +70,26 @@ def train() -> None:
     gate = f"{verdict.rule}: {verdict.metric}={verdict.value:.4f}"
     champion = verdict.champion
     if champion is None:
-        print(f"no '{training.CHAMPION}' yet: GATE_MIN alone decides")
+        print(f"no '{CHAMPION}' yet: GATE_MIN alone decides")
     elif champion.value is None:
         print(
-            f"'{training.CHAMPION}' (version {champion.version}) has other features or output: "
+            f"'{CHAMPION}' (version {champion.version}) has other features or output: "
             "not comparable, GATE_MIN alone decides"
         )
     else:
         gate += (
-            f"; '{training.CHAMPION}' (version {champion.version}) {verdict.metric}="
+            f"; '{CHAMPION}' (version {champion.version}) {verdict.metric}="
             f"{champion.value:.4f} on the same holdout, GATE_TOLERANCE={verdict.tolerance}"
         )
     if verdict.outcome is not Outcome.PASSED:
         beaten = verdict.outcome is Outcome.BEATEN
         reason = "beaten by the champion" if beaten else "below GATE_MIN"
         print(
-            f"quality gate failed, {reason} ({gate}); alias '{training.CHAMPION}' not moved",
+            f"quality gate failed, {reason} ({gate}); alias '{CHAMPION}' not moved",
             file=sys.stderr,
         )
         sys.exit(TrainExit.BEATEN if beaten else TrainExit.GATE_FAILED)
-    print(f"quality gate passed ({gate}): alias '{training.CHAMPION}' -> {result.model_version}")
+    print(f"quality gate passed ({gate}): alias '{CHAMPION}' -> {result.model_version}")
     print(f"exported to {result.export_dir}")
 
 

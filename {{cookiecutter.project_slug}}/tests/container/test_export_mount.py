@@ -28,7 +28,7 @@ def test_the_server_loads_an_export_mounted_from_the_host(
     umask: int,
 ) -> None:
     # Imported here: a top-level import would sort differently with each package name.
-    from {{ cookiecutter.package_name }}.train import (
+    from {{ cookiecutter.package_name }}.promotion import (
         export,
     )
 

@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.pipeline import (
 from {{ cookiecutter.package_name }}.serve.app import (
     create_app,
 )
-from {{ cookiecutter.package_name }}.serve.loading import (
+from {{ cookiecutter.package_name }}.serve.features import (
     Feature,
 )
 from {{ cookiecutter.package_name }}.serve.model import (

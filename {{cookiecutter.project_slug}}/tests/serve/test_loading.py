@@ -12,6 +12,9 @@ import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
+from {{ cookiecutter.package_name }}.promotion import (
+    CHAMPION,
+)
 from {{ cookiecutter.package_name }}.serve.loading import (
     ModelLoadError,
     ModelMetadata,
@@ -22,7 +25,6 @@ from {{ cookiecutter.package_name }}.serve.model import (
     ServedModel,
 )
 from {{ cookiecutter.package_name }}.train import (
-    CHAMPION,
     TrainResult,
 )
 

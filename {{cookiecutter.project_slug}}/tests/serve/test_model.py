@@ -18,8 +18,10 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.pipeline import (
     build_pipeline,
 )
-from {{ cookiecutter.package_name }}.serve.loading import (
+from {{ cookiecutter.package_name }}.serve.features import (
     Feature,
+)
+from {{ cookiecutter.package_name }}.serve.loading import (
     load_model,
 )
 from {{ cookiecutter.package_name }}.serve.model import (

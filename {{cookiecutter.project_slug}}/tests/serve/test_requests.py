@@ -11,7 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }}.serve.errors import (
     ApiError,
 )
-from {{ cookiecutter.package_name }}.serve.loading import (
+from {{ cookiecutter.package_name }}.serve.features import (
     Feature,
 )
 from {{ cookiecutter.package_name }}.serve.requests import (

@@ -34,6 +34,7 @@ from {{ cookiecutter.package_name }}.serve.app import (
 from .servers import Server, free_port, running_server
 
 ROW = load_breast_cancer(as_frame=True).data.iloc[0].to_dict()
+PACKAGE = "{{ cookiecutter.package_name }}"
 
 
 @pytest.fixture
@@ -123,8 +124,7 @@ def test_unloadable_model_makes_run_exit_1(tmp_path: Path) -> None:
 
 def serve_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`<package>-serve` run to its end with `env` added; it must exit by itself."""
-    script = "{{ cookiecutter.package_name }}-serve"
-    command = Path(sys.executable).with_name(script)
+    command = Path(sys.executable).with_name(f"{PACKAGE}-serve")
     return subprocess.run(
         [command], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
     )

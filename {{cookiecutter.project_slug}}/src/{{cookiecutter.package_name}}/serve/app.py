@@ -7,7 +7,7 @@ import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,42 @@ def create_app(
     """
     state = ServingState()
     metrics = Metrics(ENDPOINTS)
+    app = FastAPI(
+        title=PROJECT,
+        summary="Predictions from the exported scikit-learn model.",
+        lifespan=_lifespan(state, metrics, settings, model, loader, on_load_failure),
+        # Prometheus /metrics is this server's telemetry. FastAPI's native OpenTelemetry asks
+        # whether a provider is configured on every request (~30 µs, 10% of a 1-row request)
+        # even when none is: it is off unless OTEL_TRACING=true (see config.ServeSettings).
+        telemetry=None if settings.otel_tracing else NO_TELEMETRY,
+    )
+    app.state.serving = state
+    app.state.metrics = metrics
+    # The first of the request checks (requests.py lists them all), made before routing.
+    app.add_middleware(RequestFraming, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _add_error_handlers(app)
+    _add_probes(app, state, settings)
+    _add_predictions(app, state, settings, metrics)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # The router tries routes in order: put the ones taking the traffic first.
+    app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
+    return app
+
+
+def _lifespan(
+    state: ServingState,
+    metrics: Metrics,
+    settings: ServeSettings,
+    model: ServedModel | None,
+    loader: Callable[[str], ServedModel],
+    on_load_failure: Callable[[str], None] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up: serve `model`, or load MODEL_URI on a thread and serve it once loaded."""
 
     def on_loaded(loaded: ServedModel) -> None:
         loaded.configure_thread()  # the event loop thread does the predicting
@@ -125,20 +161,11 @@ def create_app(
         threading.Thread(target=load, name="model-loader", daemon=True).start()
         yield
 
-    app = FastAPI(
-        title=PROJECT,
-        summary="Predictions from the exported scikit-learn model.",
-        lifespan=lifespan,
-        # Prometheus /metrics is this server's telemetry. FastAPI's native OpenTelemetry asks
-        # whether a provider is configured on every request (~30 µs, 10% of a 1-row request)
-        # even when none is: it is off unless OTEL_TRACING=true (see config.ServeSettings).
-        telemetry=None if settings.otel_tracing else NO_TELEMETRY,
-    )
-    app.state.serving = state
-    app.state.metrics = metrics
-    # The first of the request checks (requests.py lists them all), made before routing.
-    app.add_middleware(RequestFraming, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal as `{"error", "detail"}` JSON; a departed client as one log line."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> Response:
@@ -162,37 +189,9 @@ def create_app(
         log.info("%s %s: %s %s", request.method, request.url.path, client, why)
         return Response(status_code=status)
 
-    def raw_post(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
-        """`app.post`, for an endpoint taking the Request (see RawRoute)."""
 
-        def register(endpoint: Endpoint) -> Endpoint:
-            app.router.add_api_route(
-                path, endpoint, methods=["POST"], route_class_override=RawRoute, **options
-            )
-            return endpoint
-
-        return register
-
-    def serving_model() -> tuple[ServedModel, RowValidator]:
-        if state.model is None or state.validator is None:
-            raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
-        return state.model, state.validator
-
-    def run_model(served: ServedModel, rows: list[list[Any]], endpoint: str) -> Prediction:
-        try:
-            result = served.predict(rows)
-        except NonFinitePredictionError as error:  # finite inputs far outside the training data
-            metrics.non_finite.labels(endpoint).inc(len(error.rows))
-            raise ApiError(
-                422,
-                "prediction out of range",
-                f"the model's result is NaN or infinite for row(s) {error.rows[:20]}; "
-                "their values are too far outside the training data",
-            ) from None
-        except (ValueError, TypeError) as error:  # the input passed the signature check
-            raise ApiError(422, "the model rejected the input", str(error)) from None
-        metrics.predicted(endpoint, len(rows))
-        return result
+def _add_probes(app: FastAPI, state: ServingState, settings: ServeSettings) -> None:
+    """Liveness, readiness and the model's metadata."""
 
     # HEAD too (same answer, no body): load balancers and uptime checks often probe with it.
     @app.head("/healthz", include_in_schema=False)
@@ -211,7 +210,7 @@ def create_app(
 
     @app.get("/metadata", summary="The model: name, version, run, features and an example")
     async def metadata() -> Response:
-        served, _ = serving_model()
+        served, _ = _serving(state, settings)
         return json_response(
             {
                 "model_name": served.name,
@@ -229,6 +228,21 @@ def create_app(
             }
         )
 
+
+def _add_predictions(
+    app: FastAPI, state: ServingState, settings: ServeSettings, metrics: Metrics
+) -> None:
+    """/predict and MLflow's /invocations, taking the Request itself (see RawRoute)."""
+
+    def raw_post(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+        def register(endpoint: Endpoint) -> Endpoint:
+            app.router.add_api_route(
+                path, endpoint, methods=["POST"], route_class_override=RawRoute, **options
+            )
+            return endpoint
+
+        return register
+
     @raw_post(
         "/predict",
         summary="Predict a batch of rows",
@@ -240,9 +254,9 @@ def create_app(
         },
     )
     async def predict_endpoint(request: Request) -> Response:
-        served, validator = serving_model()
+        served, validator = _serving(state, settings)
         rows = validator.predict_rows(await read_json(request))
-        result = run_model(served, rows, "/predict")
+        result = _predict(served, rows, "/predict", metrics)
         return json_response(
             {
                 "predictions": result.predictions,
@@ -264,17 +278,37 @@ def create_app(
         },
     )
     async def invocations(request: Request) -> Response:
-        served, validator = serving_model()
+        served, validator = _serving(state, settings)
         rows = validator.invocation_rows(await read_json(request))
-        return json_response({"predictions": run_model(served, rows, "/invocations").predictions})
+        result = _predict(served, rows, "/invocations", metrics)
+        return json_response({"predictions": result.predictions})
 
-    @app.get("/metrics", summary="Prometheus metrics")
-    async def metrics_endpoint() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    # The router tries routes in order: put the ones taking the traffic first.
-    app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
-    return app
+def _serving(state: ServingState, settings: ServeSettings) -> tuple[ServedModel, RowValidator]:
+    """The loaded model and its row checks, or a 503 saying why there is none yet."""
+    if state.model is None or state.validator is None:
+        raise ApiError(503, "model not ready", _not_ready_reason(state, settings))
+    return state.model, state.validator
+
+
+def _predict(
+    served: ServedModel, rows: list[list[Any]], endpoint: str, metrics: Metrics
+) -> Prediction:
+    """Predict `rows`; a 422 where the model refuses them or computes a non-finite value."""
+    try:
+        result = served.predict(rows)
+    except NonFinitePredictionError as error:  # finite inputs far outside the training data
+        metrics.non_finite.labels(endpoint).inc(len(error.rows))
+        raise ApiError(
+            422,
+            "prediction out of range",
+            f"the model's result is NaN or infinite for row(s) {error.rows[:20]}; "
+            "their values are too far outside the training data",
+        ) from None
+    except (ValueError, TypeError) as error:  # the input passed the signature check
+        raise ApiError(422, "the model rejected the input", str(error)) from None
+    metrics.predicted(endpoint, len(rows))
+    return result
 
 
 def _runtime(served: ServedModel) -> dict[str, str]:

@@ -23,14 +23,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .errors import one_line
+from .features import NUMERIC_TYPES, SUPPORTED_TYPES, Feature
 from .nullable import NULLABLE_FEATURES
 
 if TYPE_CHECKING:
     from .model import ServedModel
-
-# MLflow column types and the Python values a JSON request may carry for each.
-NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
-SUPPORTED_TYPES = NUMERIC_TYPES | {"boolean", "string"}
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +39,6 @@ UNKNOWN = "unknown"  # what the server reports for a name, version or run id nob
 
 class ModelLoadError(RuntimeError):
     """The model at MODEL_URI cannot be served; the message says why and what would work."""
-
-
-@dataclass(frozen=True, slots=True)
-class Feature:
-    """One input column of the model signature."""
-
-    name: str
-    type: str
-    required: bool = True  # present in every row (MLflow's meaning: else it may be left out)
-    nullable: bool = False  # may be null; always so when not required
-
-    def __post_init__(self) -> None:
-        if not self.required:  # a column that may be left out is null when it is
-            object.__setattr__(self, "nullable", True)
 
 
 @dataclass(frozen=True, slots=True)

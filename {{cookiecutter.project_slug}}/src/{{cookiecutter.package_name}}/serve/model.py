@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .fast_path import checked_fast_path
-from .loading import NUMERIC_TYPES, Feature
+from .features import NUMERIC_TYPES, Feature
 from .onnx_runtime import RUNTIME as ONNX_RUNTIME
 from .onnx_runtime import OnnxPredictor
 

@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
-from .loading import Feature
+from .features import Feature
 
 _MISSING = object()  # a feature absent from a record
 MAX_REPORTED_PROBLEMS = 20  # enough to fix a request, small enough to read
