@@ -3,28 +3,30 @@
     python benchmarks/before_after.py --before REF [--models ...] [--duration 8] [--workdir DIR]
 
 For each model type it bakes the template as it is now and as it was at git ref REF, trains
-both, then runs the new bake's `nox -s bench` twice: once on its own server and once, with
-`-- --url`, on the old server started on the same CPU. Each run loads a bare ASGI app (the
-ceiling) and the server setting by setting, so every figure is also a share of the machine's
-limit, measured beside it. Prints the bench lines and one table of both, with ratios.
+both, then runs benchmarks/ceiling.py on the new bake twice: once on its own server and once,
+with `--url`, on the old bake's server (its own entry point and `.venv`) started on the same CPU.
+Each run loads a bare ASGI app (the ceiling) and the server setting by setting, so every figure
+is also a share of the machine's limit, measured beside it. Prints the benchmark's lines and one
+table of both, with ratios.
 `--workdir` keeps the bakes (trained, with their nox environments) for a second run.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
+import ceiling
 import common
+import servers
+import wrk
 
 MODELS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
-SERVER_CPU = "0"  # the CPU the project's bench pins servers to; wrk runs on the other
+CEILING = Path(__file__).with_name("ceiling.py")
 # "ours /predict rows=1 c=8   1234.5 req/s  p50    0.81 ms  p99 ..." and the same for "server".
 LINE = re.compile(
     r"^(?:ours|server) (/\w+) rows=(\d+) c=(\d+)\s+([\d.]+) req/s\s+p50\s+([\d.]+) ms"
@@ -50,7 +52,6 @@ def bake(template: Path, out: Path, model: str) -> Path:
         bake_args = ["--no-input", "-f", "-o", str(out), str(template), f"model={model}"]
         common.sh(["cookiecutter", *bake_args])
         common.sh(["nox", "--non-interactive", "-s", "train"], project)
-        common.sh(["nox", "--non-interactive", "-s", "bench", "--install-only"], project)
     return project
 
 
@@ -66,40 +67,6 @@ def old_template(ref: str, workdir: Path) -> Path:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
-
-
-@contextlib.contextmanager
-def old_server(project: Path) -> Iterator[tuple[str, int]]:
-    """The old bake's own server on SERVER_CPU; yields its URL and pid."""
-    waiting = common.bake_module(project, "tools.waiting")
-    port = waiting.free_port()
-    package = next((project / "src").iterdir()).name
-    env = {
-        **common.env(),
-        "MODEL_URI": str(project / "build" / "model"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-    }
-    server = project / ".nox" / "bench" / "bin" / f"{package}-serve"
-    process = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, str(server)], env=env, stdout=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        waiting.wait_until_ready(
-            url + "/readyz", timeout=120, alive=lambda: process.poll() is None, interval=0.1
-        )
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def rss_mb(pid: int) -> str:
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-    return f"{int(match.group(1)) / 1024:.0f}" if match else "?"
 
 
 def report_lines(output: str) -> list[str]:
@@ -122,12 +89,13 @@ def main() -> int:
         print(f"== {model}: baking and training both (cached in {workdir})", flush=True)
         new = bake(common.ROOT, workdir / "after" / model, model)
         old = bake(before_template, workdir / "before" / model, model)
-        bench = ["nox", "--non-interactive", "-s", "bench", "--", "--duration", args.duration]
-        after_out = common.sh([*bench, "--starts", args.starts], new)
+        bench = [sys.executable, str(CEILING), "--project", str(new), "--duration", args.duration]
+        after_out = common.sh([*bench, "--starts", args.starts])
         print(f"-- after ({model}):", *report_lines(after_out), sep="\n  ", flush=True)
-        with old_server(old) as (url, pid):
-            before_out = common.sh([*bench, "--url", url], new)
-            old_rss = rss_mb(pid)
+        venv, model_dir = ceiling.bake_environment(old), old / "build" / "model"
+        with servers.started(servers.ours(venv, ceiling.serve_script(old), model_dir)) as server:
+            before_out = common.sh([*bench, "--url", server.base])
+            old_rss = wrk.process_rss_mb(server.pid)
         print(f"-- before ({model}):", *report_lines(before_out), sep="\n  ", flush=True)
         after, before = figures(after_out), figures(before_out)
         for key in after:
@@ -141,7 +109,7 @@ def main() -> int:
             )
         new_rss = RSS.search(after_out)
         rows.append(
-            f"| {model} | RSS after warm-up | {old_rss} MB | "
+            f"| {model} | RSS after warm-up | {f'{old_rss:.0f}' if old_rss else '?'} MB | "
             f"{new_rss.group(1) if new_rss else '?'} MB | |"
         )
     print("\n| model | setting | before (share of ceiling) | after (share) | after/before |")

@@ -65,8 +65,8 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return result
 
 
-def prepared_project(path: Path | None) -> Path:
-    """`path`, or a fresh default bake made a git repo, trained and built."""
+def prepared_project(path: Path | None, sessions: tuple[str, ...] = ("train", "build")) -> Path:
+    """`path`, or a fresh default bake made a git repo, trained and built (its `sessions` run)."""
     if path is not None:
         return path.resolve()
     out = Path(tempfile.mkdtemp(prefix="bench-bake-"))
@@ -78,8 +78,8 @@ def prepared_project(path: Path | None) -> Path:
         ["git", "-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "bake"],
     ):
         sh(args, project)
-    print(f"baked {project}; training and building (a few minutes on a cold cache)", flush=True)
-    sh(["nox", "--non-interactive", "-s", "train", "build"], project)
+    print(f"baked {project}; nox -s {' '.join(sessions)} (minutes on a cold cache)", flush=True)
+    sh(["nox", "--non-interactive", "-s", *sessions], project)
     return project
 
 

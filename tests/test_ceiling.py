@@ -1,4 +1,5 @@
-"""The benchmark's pure parts: reading wrk's report, request bodies, refusing to run blind."""
+"""The ceiling benchmark's pure parts (benchmarks/wrk.py, ceiling_app.py, ceiling.py): reading
+wrk's report, request bodies, pinning, and refusing to run blind."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }} import (
-    bench,
-)
+from tests.conftest import TEMPLATE
+
+sys.path.insert(0, str(TEMPLATE / "benchmarks"))  # the scripts import each other by file name
+
+import ceiling
+import ceiling_app
+import wrk
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8000/predict
   1 threads and 8 connections
@@ -34,20 +40,20 @@ Transfer/sec:    270.39KB
 
 
 def test_wrk_report_is_read_in_milliseconds() -> None:
-    result = bench.parse_wrk(WRK_OUTPUT)
-    assert result == bench.Result(854.34, 0.89, 1520.0, errors=6)
+    result = wrk.parse_wrk(WRK_OUTPUT)
+    assert result == wrk.Result(854.34, 0.89, 1520.0, errors=6)
     assert "854.3 req/s" in result.line("ours")
     assert "errors=6" in result.line("ours")
 
 
 def test_unexpected_wrk_output_is_an_error() -> None:
     with pytest.raises(ValueError, match="unexpected wrk output"):
-        bench.parse_wrk("wrk: command failed")
+        wrk.parse_wrk("wrk: command failed")
 
 
 def test_bodies_carry_the_same_rows_in_both_protocols() -> None:
     example = {"a": 1.0, "b": 2.0}
-    bodies = bench.bodies(example, 3)
+    bodies = wrk.bodies(example, 3)
     assert json.loads(bodies["/predict"]) == {"instances": [example] * 3}
     assert json.loads(bodies["/invocations"]) == {
         "dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]] * 3}
@@ -55,7 +61,7 @@ def test_bodies_carry_the_same_rows_in_both_protocols() -> None:
 
 
 def test_wrk_script_posts_the_body_file(tmp_path: Path) -> None:
-    script = bench.wrk_script(tmp_path / "body.json")
+    script = wrk.wrk_script(tmp_path / "body.json")
     assert 'wrk.method = "POST"' in script
     assert f'io.open("{tmp_path / "body.json"}"' in script
 
@@ -64,7 +70,7 @@ def test_missing_wrk_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert bench.main([]) == 2
+    assert ceiling.main([]) == 2
     assert "apt-get install -y wrk" in capsys.readouterr().err
 
 
@@ -72,32 +78,39 @@ def test_missing_model_says_to_train_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert bench.main(["--model", str(tmp_path / "nothing")]) == 2
+    assert ceiling.main(["--project", str(tmp_path / "nothing")]) == 2
     assert "nox -s train" in capsys.readouterr().err
 
 
+def test_the_bakes_own_serve_entry_point_is_read_from_its_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project.scripts]\nfraud-train = "fraud.cli:train"\nfraud-serve = "fraud.cli:serve"\n'
+    )
+    assert ceiling.serve_script(tmp_path) == "fraud-serve"
+
+
 def test_shares_of_the_ceiling_are_printed() -> None:
-    ceiling = bench.Result(5000.0, 0.2, 0.5, errors=0)
-    line = bench.Result(2000.0, 0.4, 1.0, errors=0).line("ours /predict rows=1 c=8", ceiling)
+    reference = wrk.Result(5000.0, 0.2, 0.5, errors=0)
+    line = wrk.Result(2000.0, 0.4, 1.0, errors=0).line("ours /predict rows=1 c=8", reference)
     assert line.endswith("40% of ceiling")
-    assert "of ceiling" not in bench.Result(2000.0, 0.4, 1.0, errors=0).line("ours")
+    assert "of ceiling" not in wrk.Result(2000.0, 0.4, 1.0, errors=0).line("ours")
 
 
 def test_rss_is_read_from_proc_status() -> None:
-    assert bench.rss_mb("Name:\tpython\nVmRSS:\t  153600 kB\nThreads:\t1\n") == 150.0
+    assert wrk.rss_mb("Name:\tpython\nVmRSS:\t  153600 kB\nThreads:\t1\n") == 150.0
     with pytest.raises(ValueError, match="VmRSS"):
-        bench.rss_mb("Name:\tpython\n")
+        wrk.rss_mb("Name:\tpython\n")
     if Path("/proc/self/status").is_file():  # Linux: this process has a resident size
-        assert (bench.process_rss_mb(os.getpid()) or 0) > 1
+        assert (wrk.process_rss_mb(os.getpid()) or 0) > 1
 
 
 def test_server_and_load_are_pinned_to_different_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert bench.pinned(bench.SERVER_CPU) == ["taskset", "-c", "0"]
-    assert bench.pinned(bench.LOAD_CPU) == ["taskset", "-c", "1"]
+    assert wrk.pinned(wrk.SERVER_CPU) == ["taskset", "-c", "0"]
+    assert wrk.pinned(wrk.LOAD_CPU) == ["taskset", "-c", "1"]
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert bench.pinned(bench.SERVER_CPU) == []
+    assert wrk.pinned(wrk.SERVER_CPU) == []
 
 
 def test_ceiling_app_reads_the_whole_body_and_answers_a_constant() -> None:
@@ -113,7 +126,7 @@ def test_ceiling_app_reads_the_whole_body_and_answers_a_constant() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(bench.ceiling_app({"type": "http"}, receive, send))
+    asyncio.run(ceiling_app.app({"type": "http"}, receive, send))
     assert not chunks
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == b"{}"
