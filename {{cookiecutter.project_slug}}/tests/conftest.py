@@ -1,12 +1,16 @@
-"""Shared fixtures: a throwaway MLflow SQLite store and a model exported by real training."""
+"""Shared fixtures: a throwaway MLflow SQLite store, a model exported by real training, and a
+loopback HTTP server for data read by URL."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +103,23 @@ def kind_overlay() -> list[dict[str, Any]]:
             pytest.fail(message)
         pytest.skip(message)
     return render(Path(__file__).resolve().parents[1] / "k8s" / "overlays" / "kind")
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """One line per request on stderr is noise in test output."""
+
+
+@pytest.fixture(scope="session")
+def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server: (its base URL, the folder it serves). DATA_PATH may be a URL."""
+    folder = tmp_path_factory.mktemp("served-data")
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="data-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -73,7 +73,7 @@ def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("GATE_MIN", "0.75")
     settings = load(TrainSettings)
     assert settings.model_type is ModelType.RANDOM_FOREST
-    assert settings.data_path == Path("data/churn.csv")
+    assert settings.data_path == "data/churn.csv"
     assert settings.target_column == "churned"
     assert (settings.gate_metric, settings.gate_min) == (GateMetric.F1, 0.75)
 

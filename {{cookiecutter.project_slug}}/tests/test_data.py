@@ -246,3 +246,57 @@ def test_many_duplicated_names_make_one_short_line(
 def test_distinct_names_that_look_alike_still_load(tmp_path: Path, header: str) -> None:
     csv = write(tmp_path / "data.csv", f"{header}\n{ROWS}")
     assert load_dataset(csv, "label").frame.shape == (4, 4)
+
+
+# Numeric and categorical columns, each with gaps.
+MIXED_CSV = "size,colour,label\n1.5,red,yes\n,green,no\n-0.3,,no\n2.0,blue,yes\n0.1,red,yes\n"
+
+
+def test_a_csv_url_reads_like_the_file(data_server: tuple[str, Path]) -> None:
+    base, folder = data_server
+    csv = write(folder / "mixed.csv", MIXED_CSV)
+    by_url = load_dataset(f"{base}/mixed.csv", "label")
+    pd.testing.assert_frame_equal(by_url.frame, load_dataset(csv, "label").frame)
+    assert (by_url.name, by_url.source) == ("mixed", f"{base}/mixed.csv")
+    assert by_url.frame["size"].isna().sum() == by_url.frame["colour"].isna().sum() == 1
+
+
+def unreadable_urls(base: str) -> dict[str, tuple[str, str]]:
+    """Each member: a DATA_PATH URL, and what its one-line error says."""
+    port = base.rsplit(":", 1)[1]
+    return {
+        "not-found": (f"{base}/missing.csv", "cannot be read: HTTP Error 404"),
+        "refused": ("http://127.0.0.1:9/data.csv", "cannot be read: <urlopen error"),
+        "password-hidden": (
+            f"http://team:s3cret@127.0.0.1:{port}/missing.csv",
+            f"DATA_PATH=http://team:***@127.0.0.1:{port}/missing.csv cannot be read",
+        ),
+        "s3-without-s3fs": ("s3://bucket/data.csv", "reading s3:// needs s3fs: `uv add s3fs`"),
+        "gs-without-gcsfs": ("gs://bucket/data.csv", "reading gs:// needs gcsfs: `uv add gcsfs`"),
+        "duplicated-header": (f"{base}/twice.csv", "has duplicated column names: 'a'"),
+    }
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "not-found",
+        "refused",
+        "password-hidden",
+        "s3-without-s3fs",
+        "gs-without-gcsfs",
+        "duplicated-header",
+    ],
+)
+def test_an_unreadable_url_is_one_line_naming_it(
+    data_server: tuple[str, Path], member: str
+) -> None:
+    base, folder = data_server
+    write(folder / "twice.csv", "a,a,label\n1,2,x\n3,4,y\n")
+    url, says = unreadable_urls(base)[member]
+    with pytest.raises(DataError) as error:
+        load_dataset(url, "label")
+    message = str(error.value)
+    assert says in message, message
+    assert "\n" not in message
+    assert "s3cret" not in message

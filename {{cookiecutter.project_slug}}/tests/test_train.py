@@ -41,6 +41,9 @@ from {{ cookiecutter.package_name }}.train import (
     run,
 )
 
+from .test_pipeline import mixed_frame
+from .test_train_exit import train_processes
+
 METRICS = {"accuracy", "f1", "roc_auc", "log_loss"}
 
 
@@ -254,3 +257,22 @@ def test_an_unexpected_error_is_one_line_with_where_it_happened(
     assert exited.value.code == cli.TrainExit.BUG
     err = capsys.readouterr().err
     assert re.fullmatch(r"error: unexpected KeyError at .*test_train\.py:\d+: 'a bug'\n", err)
+
+
+def test_a_csv_url_with_gaps_trains_through_the_entry_point(
+    train_settings: Callable[..., TrainSettings], data_server: tuple[str, Path]
+) -> None:
+    base, folder = data_server
+    features, label = mixed_frame(300)  # numeric and categorical columns, gaps in both
+    features.assign(label=label).to_csv(folder / "mixed-train.csv", index=False)
+    url = f"{base}/mixed-train.csv"
+    settings = train_settings(data_path=url, target_column="label", gate_min=0.5)
+    [exited] = train_processes(settings, {"url": {}}).values()
+    assert exited.code == 0, exited.stderr
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    [experiment] = [e for e in client.search_experiments() if e.name == settings.model_name]
+    [run_data] = client.search_runs([experiment.experiment_id])
+    assert run_data.data.params["data_source"] == url
+    assert run_data.data.params["features"] == "2"
+    assert run_data.inputs is not None
+    assert url in str(run_data.inputs.dataset_inputs[0].dataset.source)

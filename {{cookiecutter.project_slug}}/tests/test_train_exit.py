@@ -142,6 +142,7 @@ def failures(
     train_settings: Callable[..., TrainSettings],
     data_files: Path,
     silent_server: str,
+    data_server: tuple[str, Path],
 ) -> dict[str, Exited]:
     """One process per case below, run side by side."""
     cases = {
@@ -157,6 +158,7 @@ def failures(
         "counts": {"DATA_PATH": str(data_files / "counts.csv")},
         "target-twice": {"DATA_PATH": str(data_files / "target-twice.csv")},
         "look-alike": {"DATA_PATH": str(data_files / "look-alike.csv")},
+        "url-not-found": {"DATA_PATH": f"{data_server[0]}/no-such.csv"},
         "unknown-scheme": {"MLFLOW_TRACKING_URI": "foo://tracking.example"},
         "closed-port": {"MLFLOW_TRACKING_URI": closed_port_url()},
         "silent-server": {"MLFLOW_TRACKING_URI": silent_server},
@@ -192,6 +194,7 @@ def test_bad_settings_exit_2(failures: dict[str, Exited], case: str, message: st
         ("huge", r"^error: cannot fit \w+ on .*huge.csv: "),
         ("target-twice", r"names: 'target' \(columns 31, 32\); give each column one name$"),
         ("look-alike", r"names: 'mean radius' \(columns 1, 4: also 'mean radius '\); give"),
+        ("url-not-found", r"DATA_PATH=http://127\.0\.0\.1:\d+/no-such\.csv cannot be read: HTTP"),
     ],
 )
 def test_bad_data_exit_3(failures: dict[str, Exited], case: str, message: str) -> None:

@@ -8,9 +8,11 @@ naming the variable, the value and what would be right.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,7 +82,8 @@ class TrainSettings(_Settings):
     mlflow_tracking_uri: str = Field(default="sqlite:///mlflow.db", min_length=1)
     mlflow_experiment_name: str = Field(default=PROJECT, min_length=1)
     task: Task = TASK
-    data_path: Path | None = None  # unset: scikit-learn's bundled data for the task
+    # A CSV file, or a URL pandas reads (https://; s3://, gs://... with their fsspec package).
+    data_path: str | None = Field(default=None, min_length=1)  # unset: the bundled data
     target_column: str = Field(default="target", min_length=1)
     model_type: ModelType = ModelType("{{ cookiecutter.model }}")
     model_name: str = Field(default=PROJECT, min_length=1)  # registered model name in MLflow
@@ -94,6 +97,11 @@ class TrainSettings(_Settings):
     export_dir: Path = Path("build/model")
     # How long a training waits for another one exporting to the same EXPORT_DIR.
     export_lock_seconds: float = Field(default=600, gt=0)
+
+    @field_validator("data_path", mode="before")
+    @classmethod
+    def _location_text(cls, location: Any) -> Any:
+        return os.fspath(location) if isinstance(location, os.PathLike) else location
 
     @field_validator("gate_metric", mode="before")
     @classmethod
@@ -184,3 +192,12 @@ def load(settings: type[S]) -> S:
             for e in error.errors()
         ]
         raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+
+
+def redacted(location: str) -> str:
+    """`location` with any password in it left out, for messages and logged parameters."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -6,14 +6,16 @@ import unicodedata
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import train_test_split
 
-from .config import Task
+from .config import Task, redacted
+from .serve.errors import one_line
 
 BUNDLED_NAME = "breast_cancer"
 BUNDLED_SOURCE = "sklearn.datasets.load_breast_cancer"
@@ -34,6 +36,8 @@ BUNDLED = {
         load_diabetes,
     ),
 }
+# What pandas needs to read DATA_PATH URLs of these schemes (each brings fsspec with it).
+FSSPEC_PACKAGES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 # More distinct numeric labels than this, or any fractional one: a quantity, not classes.
 MAX_NUMERIC_CLASSES = 50
 # How many duplicated names (and columns of each) a message shows: a header can repeat thousands.
@@ -78,15 +82,17 @@ class Split:
 
 
 def load_dataset(
-    path: Path | None, target_column: str, task: Task = Task.CLASSIFICATION
+    location: str | Path | None, target_column: str, task: Task = Task.CLASSIFICATION
 ) -> Dataset:
-    """Read `path` (a CSV file with a header), or the task's bundled data when None."""
-    if path is None:
+    """Read `location` (a CSV file with a header, or its URL), or the task's bundled data."""
+    if location is None:
         name, source, where, loader = BUNDLED[task]
         frame = loader(as_frame=True).frame
     else:
-        frame = _read_csv(path)
-        name, source, where = path.stem, str(path), f"DATA_PATH={path}"
+        source = redacted(str(location))
+        where = f"DATA_PATH={source}"
+        frame = _read_csv(str(location), where)
+        name = PurePosixPath(urlsplit(source).path).stem if is_url(source) else Path(source).stem
     if target_column not in frame.columns:
         available = ", ".join(map(str, frame.columns))
         raise DataError(
@@ -123,11 +129,16 @@ def split(dataset: Dataset, test_size: float, seed: int) -> Split:
     return Split(x_train, x_test, y_train, y_test)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"DATA_PATH={path} does not exist or is not a file; give a CSV file path")
+def is_url(location: str) -> bool:
+    """Whether DATA_PATH names a URL (pandas reads it) rather than a file here."""
+    return "://" in location
+
+
+def _read_csv(path: str, where: str) -> pd.DataFrame:
+    if not is_url(path) and not Path(path).is_file():
+        raise DataError(f"{where} does not exist or is not a file; give a CSV file path or URL")
     try:
-        _check_header(path)
+        _check_header(path, where)
         with warnings.catch_warnings():
             # Rows longer than the header: pandas would make their first fields the index and
             # put each value under its neighbour's name. index_col=False makes that a warning.
@@ -136,19 +147,26 @@ def _read_csv(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, low_memory=False, index_col=False)
     except pd.errors.ParserWarning:
         raise DataError(
-            f"DATA_PATH={path}: rows have more fields than the header names; "
-            "give every column a name"
+            f"{where}: rows have more fields than the header names; give every column a name"
         ) from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"DATA_PATH={path} is empty; it needs a header row and data rows") from None
+        raise DataError(f"{where} is empty; it needs a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"DATA_PATH={path} is not a readable CSV file: {error}") from None
+        raise DataError(f"{where} is not a readable CSV file: {error}") from None
+    except ImportError:  # s3://, gs://...: pandas reads them through fsspec and its plug-ins
+        scheme = urlsplit(path).scheme
+        package = FSSPEC_PACKAGES.get(scheme, f"fsspec and the fsspec package for {scheme}://")
+        raise DataError(
+            f"{where}: reading {scheme}:// needs {package}: `uv add {package}`"
+        ) from None
+    except OSError as error:  # unreachable, refused, 404, no such bucket or object
+        raise DataError(f"{where} cannot be read: {one_line(error)}") from None
     if frame.empty:
-        raise DataError(f"DATA_PATH={path} has a header but no data rows")
+        raise DataError(f"{where} has a header but no data rows")
     return frame
 
 
-def _check_header(path: Path) -> None:
+def _check_header(path: str, where: str) -> None:
     """Refuse a header that names a column twice, before pandas renames the second `x.1`.
 
     The raw header row comes from pandas' own parser (same quoting, BOM and blank-line rules),
@@ -166,8 +184,7 @@ def _check_header(path: Path) -> None:
         shown = "; ".join(_describe_duplicate(names, found) for found in duplicated[:SHOWN])
         more = f" and {len(duplicated) - SHOWN} more" if len(duplicated) > SHOWN else ""
         raise DataError(
-            f"DATA_PATH={path} has duplicated column names: {shown}{more}; "
-            "give each column one name"
+            f"{where} has duplicated column names: {shown}{more}; give each column one name"
         )
 
 

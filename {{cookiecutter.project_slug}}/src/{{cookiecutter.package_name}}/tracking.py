@@ -11,11 +11,12 @@ import os
 import ssl
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from .config import redacted
 from .serve.errors import one_line as one_line  # training's messages use it too
 
 # MLflow's own variables (see mlflow.environment_variables); defaults only, a value set in the
@@ -56,11 +57,7 @@ def connect(uri: str) -> None:
 
 def describe(uri: str) -> str:
     """`MLFLOW_TRACKING_URI=<uri>` with any password left out, for messages."""
-    parts = urlsplit(uri)
-    if parts.password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        uri = urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-    return f"MLFLOW_TRACKING_URI={uri}"
+    return f"MLFLOW_TRACKING_URI={redacted(uri)}"
 
 
 def _probe(uri: str) -> None:

@@ -152,10 +152,12 @@ def _params(settings: TrainSettings, dataset: data.Dataset) -> dict[str, Any]:
 
 
 def _log_inputs(dataset: data.Dataset, parts: data.Split) -> None:
-    # A file's absolute path is recorded as the dataset's source; the bundled data has none
-    # (MLflow then records the code that loaded it).
-    bundled = dataset.bundled
-    source = {} if bundled else {"source": str(Path(dataset.source).resolve())}
+    # A file's absolute path or the URL is recorded as the dataset's source; the bundled data
+    # has none (MLflow then records the code that loaded it).
+    location = dataset.source
+    if not dataset.bundled and not data.is_url(location):
+        location = str(Path(location).resolve())
+    source = {} if dataset.bundled else {"source": location}
     with warnings.catch_warnings():
         # Features are doubles; an integer column is the label, which is never missing.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
