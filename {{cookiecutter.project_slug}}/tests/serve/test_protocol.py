@@ -48,6 +48,14 @@ def request(head: str, body: bytes = b"") -> bytes:
 CHUNKED_BODY = f"{len(BODY):x}\r\n".encode() + BODY + b"\r\n0\r\n\r\n"
 PIPELINED = request("GET /healthz HTTP/1.1\nHost: t\n")
 
+
+def the_only_response(server: ThreadServer, sent: bytes) -> tuple[int, dict[str, str], bytes]:
+    """The one answer to `sent` with a request pipelined behind it, which must go unread."""
+    responses = exchange(server, sent + PIPELINED)
+    assert len(responses) == 1, responses
+    return responses[0]
+
+
 # Both a length and an encoding: a proxy in front may frame the body one way, we another.
 AMBIGUOUS = {
     "length-and-chunked": request(
@@ -77,9 +85,7 @@ def test_length_and_encoding_together_are_refused_and_the_connection_closed(
 ) -> None:
     # RFC 9112 §6.1: the connection closes after the answer, so the pipelined request behind
     # it (a smuggled one, for a proxy that framed the body by its length) is never read.
-    responses = exchange(server, AMBIGUOUS[sent] + PIPELINED)
-    assert len(responses) == 1, responses
-    status, headers, body = responses[0]
+    status, headers, body = the_only_response(server, AMBIGUOUS[sent])
     assert (status, headers["connection"]) == (400, "close")
     assert json.loads(body)["error"] == "ambiguous message framing"
 
@@ -117,9 +123,7 @@ MALFORMED = {
 def test_a_malformed_request_gets_a_json_400_and_the_connection_closed(
     server: ThreadServer, sent: str
 ) -> None:
-    responses = exchange(server, MALFORMED[sent] + PIPELINED)
-    assert len(responses) == 1, responses
-    status, headers, body = responses[0]
+    status, headers, body = the_only_response(server, MALFORMED[sent])
     assert (status, headers["content-type"], headers["connection"]) == (
         400,
         "application/json",
