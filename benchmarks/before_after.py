@@ -71,8 +71,7 @@ def old_template(ref: str, workdir: Path) -> Path:
 @contextlib.contextmanager
 def old_server(project: Path) -> Iterator[tuple[str, int]]:
     """The old bake's own server on SERVER_CPU; yields its URL and pid."""
-    waiting = common.bake_module(project, "tools.waiting")
-    port = waiting.free_port()
+    port = common.waiting.free_port()
     package = next((project / "src").iterdir()).name
     env = {
         **common.env(),
@@ -87,7 +86,7 @@ def old_server(project: Path) -> Iterator[tuple[str, int]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        waiting.wait_until_ready(
+        common.waiting.wait_until_ready(
             url + "/readyz", timeout=120, alive=lambda: process.poll() is None, interval=0.1
         )
         yield url, process.pid

@@ -42,7 +42,7 @@ def main() -> int:
     local = common.sh([*bench, "--starts", "1"], project)
     print("local server (nox -s bench):", *figure_lines(local), sep="\n  ", flush=True)
     spec = common.serving_pod(project, cpus=False)
-    with common.containers(project).ready(common.engine(), ref, spec) as server:
+    with common.containers.ready(common.engine(), ref, spec) as server:
         inside = common.sh([*bench, "--url", server.url], project)
     print("container (nox -s bench -- --url):", *figure_lines(inside), sep="\n  ", flush=True)
     ours, theirs = figures(local), figures(inside)
