@@ -123,7 +123,8 @@ def test_unloadable_model_makes_run_exit_1(tmp_path: Path) -> None:
 
 def serve_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`<package>-serve` run to its end with `env` added; it must exit by itself."""
-    command = Path(sys.executable).with_name("{{ cookiecutter.package_name }}-serve")
+    script = "{{ cookiecutter.package_name }}-serve"
+    command = Path(sys.executable).with_name(script)
     return subprocess.run(
         [command], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
     )
