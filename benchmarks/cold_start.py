@@ -21,17 +21,15 @@ def main() -> int:
     project = common.prepared_project(args.project)
     ref = common.image_ref(project)
     spec = common.serving_pod(project, cpus=True)
-    containers = common.containers(project)
-    waiting = common.bake_module(project, "tools.waiting")
     print(f"{ref}; {common.load_average()}", flush=True)
     seconds = []
     for _ in range(args.starts):
         began = time.monotonic()
-        with containers.started(common.engine(), ref, spec) as server:
+        with common.containers.started(common.engine(), ref, spec) as server:
             # Polled every 20 ms and without a liveness check per poll: engine calls in the
             # loop would slow the start being measured. A crash still ends it, at the timeout.
             url = server.url + spec.probes["readiness"].path
-            waiting.wait_until_ready(url, timeout=120, interval=0.02, details=server.logs)
+            common.waiting.wait_until_ready(url, timeout=120, interval=0.02, details=server.logs)
             seconds.append(time.monotonic() - began)
     print(
         f"cold start (docker run -> /readyz 200): median {statistics.median(seconds):.2f} s, "

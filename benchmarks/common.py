@@ -2,9 +2,10 @@
 
 Each script takes `--project PATH` (a baked project where `nox -s train build` has run) or,
 without it, bakes the template's defaults into a temporary folder and prepares one itself.
-Containers are started, inspected and removed through the Docker SDK, with the pod settings the
-bake's own code derives from its rendered kind overlay (tests/container/pod.py over
-tools/pod_spec.py), so the scripts need `docker` and `pyyaml` next to them (and kubectl):
+Containers are started, inspected and removed through the Docker SDK, with the pod settings
+derived from the bake's rendered kind overlay by the template's proof/containers.py (over
+proof/pod_spec.py); nothing is imported from the bake. The scripts need `docker` and `pyyaml`
+next to them (and kubectl):
 
     pip install docker pyyaml   # or: uv run --with docker --with pyyaml python benchmarks/...
 """
@@ -12,26 +13,29 @@ tools/pod_spec.py), so the scripts need `docker` and `pyyaml` next to them (and 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import importlib
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the template's proof/, for `python benchmarks/<script>.py`
 
 try:
     import docker
-    import yaml  # noqa: F401 - the bake's tools/pod_spec.py reads the rendered overlay with it
+
+    from proof import bake
+    from proof import containers as containers  # re-exported: the scripts start pods with it
+    from proof import waiting as waiting  # re-exported: and wait for servers with it
+    from proof.pod_spec import Container
 except ModuleNotFoundError as missing:
     raise SystemExit(
         f"{missing.name} is missing: `pip install docker pyyaml` (see benchmarks/common.py)"
     ) from None
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "ml-service"
 
 
@@ -85,8 +89,7 @@ def prepared_project(path: Path | None, sessions: tuple[str, ...] = ("train", "b
 
 def image_ref(project: Path, image: str = IMAGE) -> str:
     """The tag `nox -s build` gives `image` for the project's HEAD (the bake's own tag rule)."""
-    ref: str = bake_module(project, "tools.project").image_ref(image)
-    return ref
+    return bake.image_ref(project, image)
 
 
 @functools.cache
@@ -105,27 +108,12 @@ def megabytes(size: float) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-def bake_module(project: Path, name: str) -> ModuleType:
-    """A module of the baked project's own code (`tools.waiting`, `tests.container.pod`...)."""
-    if str(project) not in sys.path:
-        sys.path.insert(0, str(project))
-    return importlib.import_module(name)
-
-
-def serving_pod(project: Path, *, cpus: bool) -> Any:
-    """The serving container of the bake's rendered kind overlay (tools/pod_spec.Container).
+def serving_pod(project: Path, *, cpus: bool) -> Container:
+    """The serving container of the bake's rendered kind overlay (proof/containers.py).
 
     `cpus=False` lifts its CPU limit, for comparisons with a server that has none.
     """
-    pod_spec = bake_module(project, "tools.pod_spec")
-    docs = pod_spec.render(project / "k8s" / "overlays" / "kind")
-    spec = bake_module(project, "tests.container.pod").pod(docs, "serving")
-    return spec if cpus else dataclasses.replace(spec, nano_cpus=None)
-
-
-def containers(project: Path) -> ModuleType:
-    """The bake's tests/container/containers.py: start an image as its pod, wait, remove it."""
-    return bake_module(project, "tests.container.containers")
+    return containers.serving_pod(project, cpus=cpus)
 
 
 def load_average() -> str:

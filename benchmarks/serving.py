@@ -45,7 +45,7 @@ def main() -> int:
     local = common.sh([*bench, "--starts", "1"])
     print("local server (ceiling.py):", *figure_lines(local), sep="\n  ", flush=True)
     spec = common.serving_pod(project, cpus=False)
-    with common.containers(project).ready(common.engine(), ref, spec) as server:
+    with common.containers.ready(common.engine(), ref, spec) as server:
         inside = common.sh([*bench, "--url", server.url])
     print("container (ceiling.py --url):", *figure_lines(inside), sep="\n  ", flush=True)
     ours, theirs = figures(local), figures(inside)

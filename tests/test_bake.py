@@ -100,6 +100,32 @@ def test_top_level_is_what_users_are_promised(default_project: Path) -> None:
     assert promised <= top
 
 
+# What a generated file may not say: the template's proof, tests and benchmarks are its own.
+TEMPLATE_HOUSE = re.compile(
+    r"template's (own )?(tests?|test tier|suite|benchmarks)|benchmarks/|\bproof[./]|rehears",
+    re.IGNORECASE,
+)
+
+
+def test_no_generated_file_mentions_the_templates_own_proof(default_project: Path) -> None:
+    mentions = [
+        f"{path.relative_to(default_project)}: {match[0]}"
+        for path in sorted(default_project.rglob("*"))
+        if path.is_file() and path.name != "uv.lock"
+        for match in TEMPLATE_HOUSE.finditer(path.read_text(errors="replace"))
+    ]
+    assert mentions == []
+
+
+def test_nothing_in_the_template_imports_a_bakes_modules() -> None:
+    """The proof drives a bake from outside: its files, commands and images, never its code."""
+    own = [*(TEMPLATE / "proof").glob("*.py"), *(TEMPLATE / "benchmarks").glob("*.py")]
+    own += (TEMPLATE / "tests").rglob("*.py")
+    imports = re.compile(r"^\s*(from|import) (tools|src)\b|import_module\(", re.MULTILINE)
+    found = [str(p.relative_to(TEMPLATE)) for p in own if imports.search(p.read_text())]
+    assert found == []
+
+
 def test_answers_reach_every_file_and_no_default_is_hard_coded(tmp_path: Path) -> None:
     answers = {
         "project_name": "Fraud Scorer",

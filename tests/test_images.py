@@ -1,18 +1,24 @@
 """Image checks of baked projects, with a real Docker engine and registry: build, smoke, scan
-and push round-trip through localhost:5000; the linters report nothing; the training image logs
-to a real MLflow server; a Python 3.11 random-forest bake builds and passes its smoke tests."""
+and push round-trip through localhost:5000; the linters report nothing; the serving image runs
+under its Deployment's settings as the template's proof reads them; the training image logs to a
+real MLflow server; a Python 3.11 random-forest bake builds and passes its smoke tests."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import docker as docker_sdk
 import pytest
 import yaml
 
+from proof.bake import image_ref
+from proof.containers import ready, serving_pod, startup_seconds
+from proof.waiting import wait_until_ready
 from tests.conftest import bake, git_init, nox, run
 
 pytestmark = pytest.mark.docker
@@ -68,6 +74,44 @@ def test_smoke_tests_ran_and_passed(pipeline: str) -> None:
     assert summary, "no pytest summary from `nox -s smoke`"
     assert int(summary[1]) >= 10
     assert "skipped" not in summary["rest"]
+
+
+def test_serving_image_runs_as_its_deployment_under_the_strict_reading(
+    trained_project: Path, pipeline: str
+) -> None:
+    """Started from outside the bake by proof/containers.py, with every field of the rendered
+    Deployment read by proof/pod_spec.py (the rehearsal's reading, which refuses what it cannot
+    reproduce): each probe answers within the startup budget, the engine holds the pod's limits,
+    and the example predicts."""
+    spec = serving_pod(trained_project)
+    engine = docker_sdk.from_env(timeout=120)
+    with ready(engine, image_ref(trained_project, IMAGE), spec) as server:
+        for probe in spec.probes.values():
+            wait_until_ready(
+                server.url + probe.path,
+                timeout=startup_seconds(spec),
+                alive=server.running,
+                details=server.logs,
+            )
+        attrs = server.inspect()
+        host = attrs["HostConfig"]
+        assert (host["Memory"], host["MemorySwap"], host["NanoCpus"]) == (
+            spec.memory,
+            spec.memory,
+            spec.nano_cpus,
+        )
+        assert (host["ReadonlyRootfs"], host["CapDrop"]) == (True, ["ALL"])
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert attrs["Config"]["User"] == spec.user == "10001:10001"
+        # S310: loopback URLs of the container this test started.
+        with urllib.request.urlopen(f"{server.url}/metadata", timeout=10) as answer:  # noqa: S310
+            example = json.load(answer)["example"]
+        body, headers = json.dumps(example).encode(), {"Content-Type": "application/json"}
+        request = urllib.request.Request(f"{server.url}/predict", body, headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            predictions = json.load(answer)["predictions"]
+        assert len(predictions) == len(example["instances"])
+    engine.close()
 
 
 def test_pushed_digests_match_what_the_registry_serves(

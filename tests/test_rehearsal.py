@@ -1,21 +1,24 @@
 """The kind overlay of baked projects, run on Docker under exactly what it declares.
 
-No cluster can run here, so each bake's `nox -s rehearse` plays kubelet and kube-proxy with the
-Docker SDK: every Deployment and Job of the rendered overlay with its own limits, probes,
-volumes and Services, the training Job against the in-cluster MLflow, the autoscaler demo's
-load Job against the serving Service, then scaled to the autoscaler's ceiling. The last test
-breaks the MLflow server the way MLflow 3.17's defaults do and checks that the rehearsal fails.
+No cluster can run here, so the template's proof/rehearsal.py, driven from outside each trained
+and built bake, plays kubelet and kube-proxy with the Docker SDK: every Deployment and Job of the
+bake's rendered overlay with its own limits, probes, volumes and Services, the training Job
+against the in-cluster MLflow, the autoscaler demo's load Job against the serving Service, then
+scaled to the autoscaler's ceiling. The last test breaks the MLflow server the way MLflow 3.17's
+defaults do and checks that the rehearsal fails.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CUSTOM_ANSWERS, bake, git_init, nox, project_env
+from proof.bake import image_options
+from tests.conftest import CUSTOM_ANSWERS, TEMPLATE, bake, git_init, nox, project_env
 
 pytestmark = pytest.mark.rehearsal
 
@@ -36,6 +39,30 @@ def built_custom(tmp_path_factory: pytest.TempPathFactory, docker: str) -> Path:
     git_init(project)
     nox(project, "train", "build")
     return project
+
+
+def rehearse(project: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m proof.rehearsal` from the template's root on the bake's kind overlay, then its
+    autoscaler demo's load, with the images its `nox -s build` made for HEAD."""
+    overlays = [str(project / "k8s" / "overlays" / "kind"), str(project / "k8s" / "hpa-load")]
+    return subprocess.run(
+        [sys.executable, "-m", "proof.rehearsal", *overlays, *image_options(project)],
+        cwd=TEMPLATE,
+        env=project_env(PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def rehearsed(project: Path) -> str:
+    """The rehearsal's output; the test fails with it if the rehearsal failed."""
+    result = rehearse(project)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"proof.rehearsal exited {result.returncode}:\n{output[-6000:]}", pytrace=False)
+    return output
 
 
 def check_rehearsal(output: str, slug: str, floor: int, ceiling: int) -> None:
@@ -61,12 +88,12 @@ def check_rehearsal(output: str, slug: str, floor: int, ceiling: int) -> None:
 
 
 def test_default_bake_runs_its_kind_overlay_under_its_own_limits(built_default: Path) -> None:
-    check_rehearsal(nox(built_default, "rehearse"), "ml-service", floor=2, ceiling=5)
+    check_rehearsal(rehearsed(built_default), "ml-service", floor=2, ceiling=5)
 
 
 def test_custom_answers_run_their_kind_overlay_under_its_own_limits(built_custom: Path) -> None:
     replicas, ceiling = int(CUSTOM_ANSWERS["replicas"]), int(CUSTOM_ANSWERS["max_replicas"])
-    check_rehearsal(nox(built_custom, "rehearse"), "fraud-scorer", replicas, ceiling)
+    check_rehearsal(rehearsed(built_custom), "fraud-scorer", replicas, ceiling)
 
 
 def test_rehearsal_fails_when_mlflow_starts_its_job_workers(built_default: Path) -> None:
@@ -76,15 +103,7 @@ def test_rehearsal_fails_when_mlflow_starts_its_job_workers(built_default: Path)
     assert JOB_EXECUTION_OFF in original
     manifest.write_text(original.replace(JOB_EXECUTION_OFF, ""))
     try:
-        result = subprocess.run(
-            ["nox", "--non-interactive", "-s", "rehearse"],
-            cwd=built_default,
-            env=project_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        result = rehearse(built_default)
     finally:
         manifest.write_text(original)
     output = result.stdout + result.stderr

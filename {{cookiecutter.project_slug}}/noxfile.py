@@ -1,8 +1,8 @@
 """The project's tasks, one session each: `nox -l` lists them, `nox` runs the defaults.
 
 Sessions only declare what runs; the code they call lives in the package, in tools/ (operations:
-images, scans, manifest rules, the kind cluster, the rehearsal) and in tests/. Names and the
-image tag rule come from pyproject.toml's [tool.mlops], through tools/project.py.
+images, scans, manifest rules, the kind cluster) and in tests/. Names and the image tag rule
+come from pyproject.toml's [tool.mlops], through tools/project.py.
 """
 
 from __future__ import annotations
@@ -172,17 +172,6 @@ def manifests(session: nox.Session) -> None:
     """Render every overlay; lint, validate and policy-check them, the Dockerfiles and workflows."""
     session.install(*MANIFEST_TOOLS)
     session.run("python", "-m", "tools.manifests", *session.posargs)
-
-
-@nox.session(python=PYTHON)
-def rehearse(session: nox.Session) -> None:
-    """Run every workload of the kind overlay on Docker under its own limits (no cluster)."""
-    session.install(DOCKER_SDK, PYYAML)
-    require_images(session)
-    images = [f"--image={image}={image_ref(image)}" for image in IMAGES]
-    # The kind overlay, then the autoscaler demo's load against it, as `deploy` and `autoscale`.
-    overlay = session.posargs or ["k8s/overlays/kind", "k8s/hpa-load"]
-    session.run("python", "-m", "tools.rehearsal", *overlay, *images, env={"PYTHONUNBUFFERED": "1"})
 
 
 @nox.session(python=False)

@@ -7,6 +7,7 @@ import functools
 import itertools
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from {{ cookiecutter.package_name }}.config import (
@@ -94,15 +96,16 @@ def exported_model(trained: TrainResult) -> Path:
 @pytest.fixture(scope="session")
 def kind_overlay() -> list[dict[str, Any]]:
     """k8s/overlays/kind as the cluster receives it: needs kubectl (fails in CI without it)."""
-    # Imported here: a top-level import would sort differently with each package name.
-    from tools.pod_spec import render
-
     if shutil.which("kubectl") is None:
         message = "kubectl is needed to render k8s/overlays/kind"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return render(Path(__file__).resolve().parents[1] / "k8s" / "overlays" / "kind")
+    overlay = Path(__file__).resolve().parents[1] / "k8s" / "overlays" / "kind"
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

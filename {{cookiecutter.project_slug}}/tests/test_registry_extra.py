@@ -18,6 +18,8 @@ from {{ cookiecutter.package_name }}.train import (
     TrainResult,
 )
 
+from .waiting import free_port, wait_until_ready
+
 ROOT = Path(__file__).parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"
 
@@ -49,9 +51,6 @@ def test_champion_is_served_from_a_sqlite_registry(
         check=True,
     )
     assert installed.stdout.strip() == "False", "full MLflow (its server) is installed"
-    # Imported here: a top-level import would sort differently with each package name.
-    from tools.waiting import free_port, wait_until_ready
-
     port = free_port()
     env = {
         **os.environ,

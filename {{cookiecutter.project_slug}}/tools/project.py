@@ -1,4 +1,4 @@
-"""The project's names and image tag rule, set once and read by nox, tools/, tests and benchmarks.
+"""The project's names and image tag rule, set once and read by nox, tools/ and tests.
 
 The names live in pyproject.toml's `[tool.mlops]` table; k8s/ and the workflows repeat them where
 their formats need literal values, and `nox -s manifests` (tools/manifest_rules.py) checks that

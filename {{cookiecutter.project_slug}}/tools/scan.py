@@ -4,7 +4,7 @@
 
 Settings are in trivy.yaml. Without the vulnerability DB it warns, or fails when CI is set:
 a scan without the DB would pass on images it never checked (SCAN_OFFLINE_OK=1 says the
-machine is offline on purpose, as in the template's own test tier).
+machine is offline on purpose).
 """
 
 from __future__ import annotations

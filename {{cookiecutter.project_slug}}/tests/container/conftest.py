@@ -17,11 +17,8 @@ import docker
 import pytest
 from docker.errors import DockerException, ImageNotFound
 
-from tools.pod_spec import Container as PodSpec
-from tools.pod_spec import Doc
-
 from .containers import Server, ready
-from .pod import pod
+from .pod import Doc, Pod, pod
 
 HERE = Path(__file__).parent
 
@@ -83,28 +80,26 @@ def image_config(engine: docker.DockerClient, serve_image: str) -> dict[str, Any
 
 
 @pytest.fixture(scope="session")
-def serving_pod(kind_overlay: list[Doc]) -> PodSpec:
+def serving_pod(kind_overlay: list[Doc]) -> Pod:
     """The serving Deployment's container as the kind overlay renders it."""
     return pod(kind_overlay, "serving")
 
 
 @pytest.fixture(scope="session")
-def training_pod(kind_overlay: list[Doc]) -> PodSpec:
+def training_pod(kind_overlay: list[Doc]) -> Pod:
     """The training Job's container as the kind overlay renders it."""
     return pod(kind_overlay, "training")
 
 
 @pytest.fixture(scope="module")
-def server(engine: docker.DockerClient, serve_image: str, serving_pod: PodSpec) -> Iterator[Server]:
+def server(engine: docker.DockerClient, serve_image: str, serving_pod: Pod) -> Iterator[Server]:
     """One ready serving container, shared by a module's read-only tests."""
     with ready(engine, serve_image, serving_pod) as running:
         yield running
 
 
 @pytest.fixture
-def own_server(
-    engine: docker.DockerClient, serve_image: str, serving_pod: PodSpec
-) -> Iterator[Server]:
+def own_server(engine: docker.DockerClient, serve_image: str, serving_pod: Pod) -> Iterator[Server]:
     """A ready serving container for one test that may stop it."""
     with ready(engine, serve_image, serving_pod) as running:
         yield running

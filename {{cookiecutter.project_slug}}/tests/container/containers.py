@@ -1,8 +1,4 @@
-"""Start an image with its pod's settings through the Docker SDK and talk to it over HTTP.
-
-No pytest in here (nor in pod.py): the template's benchmarks start the serving image with
-these too.
-"""
+"""Start an image with its pod's settings through the Docker SDK and talk to it over HTTP."""
 
 from __future__ import annotations
 
@@ -17,10 +13,8 @@ from typing import Any
 import docker
 from docker.models.containers import Container as DockerContainer
 
-from tools.pod_spec import Container as PodSpec
-from tools.waiting import wait_until_ready
-
-from .pod import run_kwargs, startup_seconds
+from ..waiting import wait_until_ready
+from .pod import Pod, run_kwargs, startup_seconds
 
 # Measured: 10 cold starts of the serving image on a 2-core host at load ~8 answered /readyz
 # after 5.6-14.2 s (the pod's startup probe allows 60 s); the first /metadata and /predict
@@ -83,20 +77,18 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def start(engine: docker.DockerClient, image: str, spec: PodSpec, **options: Any) -> Server:
+def start(engine: docker.DockerClient, image: str, spec: Pod, **options: Any) -> Server:
     """Start `image` detached under `spec`'s pod settings (and `containers.run` `options`,
     such as volumes); its first port on loopback."""
     container = engine.containers.run(image, detach=True, **run_kwargs(spec), **options)
     container.reload()  # the published ports are known once it started
-    port = next(iter(spec.ports.values()))
+    port = spec.ports[0]
     [binding] = container.ports[f"{port}/tcp"]
     return Server(container, f"http://127.0.0.1:{binding['HostPort']}")
 
 
 @contextmanager
-def started(
-    engine: docker.DockerClient, image: str, spec: PodSpec, **options: Any
-) -> Iterator[Server]:
+def started(engine: docker.DockerClient, image: str, spec: Pod, **options: Any) -> Iterator[Server]:
     """A container of `image` (see `start`), removed afterwards."""
     server = start(engine, image, spec, **options)
     try:
@@ -106,9 +98,7 @@ def started(
 
 
 @contextmanager
-def ready(
-    engine: docker.DockerClient, image: str, spec: PodSpec, **options: Any
-) -> Iterator[Server]:
+def ready(engine: docker.DockerClient, image: str, spec: Pod, **options: Any) -> Iterator[Server]:
     """A container of `image` that passed its readiness probe, within the startup budget."""
     with started(engine, image, spec, **options) as server:
         wait_until_ready(

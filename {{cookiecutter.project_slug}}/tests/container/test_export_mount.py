@@ -13,16 +13,15 @@ import docker
 import pytest
 import yaml
 
-from tools.pod_spec import Container as PodSpec
-
 from .containers import ready
+from .pod import Pod
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
 def test_the_server_loads_an_export_mounted_from_the_host(
     engine: docker.DockerClient,
     serve_image: str,
-    serving_pod: PodSpec,
+    serving_pod: Pod,
     exported_model: Path,
     tmp_path: Path,
     umask: int,

@@ -1,24 +1,21 @@
 """Run the serving image under exactly the settings of the rendered kind Deployment.
 
-The container settings come from `kubectl kustomize k8s/overlays/kind` through the same
-reading the rehearsal uses (tools/pod_spec.py) and the one translation to Docker SDK arguments
-(tests/container/pod.py) every container test uses: user and group, read-only root,
-capabilities, no privilege escalation, CPU and memory limits with no swap, env and ConfigMap
-env, port, emptyDir -> tmpfs. Run by `nox -s smoke` (which sets SERVE_IMAGE).
+The container settings come from `kubectl kustomize k8s/overlays/kind` through the one
+translation to Docker SDK arguments (tests/container/pod.py) every container test uses: user and
+group, read-only root, capabilities, no privilege escalation, CPU and memory limits with no swap,
+env and ConfigMap env, port, emptyDir -> tmpfs. Run by `nox -s smoke` (which sets SERVE_IMAGE).
 """
 
 from __future__ import annotations
 
 import docker
 
-from tools.pod_spec import Container as PodSpec
-from tools.waiting import wait_until_ready
-
+from ..waiting import wait_until_ready
 from .containers import started
-from .pod import run_kwargs, startup_seconds
+from .pod import Pod, run_kwargs, startup_seconds
 
 
-def test_run_kwargs_come_from_the_manifest(serving_pod: PodSpec) -> None:
+def test_run_kwargs_come_from_the_manifest(serving_pod: Pod) -> None:
     kwargs = run_kwargs(serving_pod)
     assert kwargs["user"] == "10001:10001"
     assert (kwargs["read_only"], kwargs["cap_drop"]) == (True, ["ALL"])
@@ -30,7 +27,7 @@ def test_run_kwargs_come_from_the_manifest(serving_pod: PodSpec) -> None:
 
 
 def test_pod_becomes_ready_on_its_probe_paths(
-    engine: docker.DockerClient, serve_image: str, serving_pod: PodSpec
+    engine: docker.DockerClient, serve_image: str, serving_pod: Pod
 ) -> None:
     with started(engine, serve_image, serving_pod) as server:
         # Each probe answers within what the kubelet allows before it restarts the container,

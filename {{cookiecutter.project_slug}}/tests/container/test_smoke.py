@@ -7,9 +7,8 @@ from typing import Any
 import docker
 import pytest
 
-from tools.pod_spec import Container as PodSpec
-
 from .containers import Server
+from .pod import Pod
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
@@ -110,7 +109,7 @@ def test_the_runtime_writes_nothing_of_its_own(server: Server) -> None:
     assert "telemetry" not in server.logs().lower()
 
 
-def test_runs_under_the_pods_limits(server: Server, serving_pod: PodSpec) -> None:
+def test_runs_under_the_pods_limits(server: Server, serving_pod: Pod) -> None:
     host = server.inspect()["HostConfig"]
     memory = serving_pod.memory
     assert (host["Memory"], host["MemorySwap"], host["NanoCpus"]) == (
@@ -134,7 +133,7 @@ def test_no_build_tools_or_installers(engine: docker.DockerClient, serve_image: 
     assert found.decode().strip() == "[]"
 
 
-def test_sigterm_drains_and_exits_zero(own_server: Server, serving_pod: PodSpec) -> None:
+def test_sigterm_drains_and_exits_zero(own_server: Server, serving_pod: Pod) -> None:
     # Measured stops took <= 1.5 s; the engine may take the pod's whole grace period.
     own_server.container.stop(timeout=int(serving_pod.grace_seconds))
     state = own_server.inspect()["State"]

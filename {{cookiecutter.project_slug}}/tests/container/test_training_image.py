@@ -18,10 +18,8 @@ import docker
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tools.pod_spec import Container as PodSpec
-from tools.waiting import free_port, wait_until_ready
-
-from .pod import run_kwargs
+from ..waiting import free_port, wait_until_ready
+from .pod import Pod, run_kwargs
 
 # Measured on a busy 2-core host: the server answered /health after 41 s (creating its SQLite
 # tables), the job took 14 s from start to exit.
@@ -79,7 +77,7 @@ def forwarded_settings() -> dict[str, str]:
 def test_training_image_logs_a_run_and_registers_a_model(
     engine: docker.DockerClient,
     training_image: str,
-    training_pod: PodSpec,
+    training_pod: Pod,
     tracking_server: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

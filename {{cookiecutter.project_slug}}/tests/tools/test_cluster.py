@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 import tools.cluster
-from tools.waiting import (
-    free_port,
-)
+
+from ..waiting import free_port
 
 
 @pytest.fixture(scope="module")

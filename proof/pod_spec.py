@@ -1,6 +1,6 @@
 """What a rendered overlay asks of Docker: every workload, Service and volume, as plain data.
 
-`tools/rehearsal.py` runs these plans on a Docker engine. Each field a manifest uses is either
+`proof/rehearsal.py` runs these plans on a Docker engine. Each field a manifest uses is either
 reproduced here, listed in NOT_ENFORCED (it only matters to a scheduler or a network plugin),
 or refused with `Unsupported`: the rehearsal never skips what it does not understand.
 """
@@ -107,8 +107,8 @@ class RenderError(RuntimeError):
 
 def render(overlay: Path) -> list[Doc]:
     """The overlay as the API server would receive it (`kubectl kustomize`)."""
-    out = subprocess.run(  # noqa: S603 - a fixed kubectl command on a path we were given
-        ["kubectl", "kustomize", str(overlay)],  # noqa: S607 - kubectl from PATH, as for deploy
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)],
         capture_output=True,
         text=True,
         check=False,
@@ -118,7 +118,7 @@ def render(overlay: Path) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
-class Unsupported(ValueError):  # noqa: N818 - reads as "unsupported: <field>"
+class Unsupported(ValueError):
     """A manifest asks for something the rehearsal cannot reproduce on Docker."""
 
 

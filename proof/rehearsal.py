@@ -1,7 +1,7 @@
 """Rehearse a kustomize overlay on Docker: every Deployment and Job, under its own limits.
 
 For machines without a cluster (CI here, a laptop without kind). It renders the overlay, turns
-it into plans (tools/pod_spec.py) and then plays the kubelet and kube-proxy with the Docker SDK:
+it into plans (proof/pod_spec.py) and then plays the kubelet and kube-proxy with the Docker SDK:
 - containers with the manifest's user, read-only root, capabilities, memory (no swap) and CPU;
 - emptyDir as tmpfs with its size limit, PVCs as named volumes (group-owned by fsGroup),
   ConfigMaps as env and files;
@@ -10,11 +10,12 @@ it into plans (tools/pod_spec.py) and then plays the kubelet and kube-proxy with
 - startup, readiness and liveness probes polled at the manifest's periods and thresholds;
 - Jobs retried up to backoffLimit within activeDeadlineSeconds;
 - Deployments at their autoscaler floor, then scaled to its ceiling.
-Any OOM kill, exit, restart, unready pod or failed Job fails it. It is not kind: `nox -s deploy`
-still runs the real thing.
+Any OOM kill, exit, restart, unready pod or failed Job fails it. It is not kind: a bake's
+`nox -s deploy` still runs the real thing. From the template's root, against a built bake:
 
-    python -m tools.rehearsal k8s/overlays/kind [k8s/hpa-load] --image NAME=REF ...
-    (or `nox -s rehearse`): overlays are applied in order, each proven before the next.
+    python -m proof.rehearsal BAKE/k8s/overlays/kind [BAKE/k8s/hpa-load] --image NAME=REF ...
+
+Overlays are applied in order, each proven before the next (tests/test_rehearsal.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +41,7 @@ import docker
 from docker.models.containers import Container as DockerContainer
 from docker.types import Mount as DockerMount
 
-from tools.pod_spec import (
+from proof.pod_spec import (
     Doc,
     Plan,
     Probe,
@@ -51,9 +52,7 @@ from tools.pod_spec import (
     plan,
     render,
 )
-from tools.waiting import (
-    free_port,
-)
+from proof.waiting import free_port
 
 TICK = 0.5  # seconds between two rounds of the kubelet loop
 # Kubernetes ignores an image's HEALTHCHECK; its probes are the manifest's, polled below.
@@ -112,7 +111,7 @@ sys.exit(0 if found else 1)
 """
 
 
-class Failed(RuntimeError):  # noqa: N818 - reads as "rehearsal failed"
+class Failed(RuntimeError):
     """The rehearsal saw what would fail in the cluster: one line, with the pod's log below."""
 
 
@@ -534,7 +533,7 @@ class Rehearsal:
         for volume in self.volumes.values():
             with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
-        subprocess.run(["rm", "-rf", str(self.scratch)], check=False)  # noqa: S603, S607
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def selects(service: Service, workload: Workload) -> bool:

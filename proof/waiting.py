@@ -1,7 +1,7 @@
 """Waiting for a server: a free loopback port to start it on, and its URL answering 200.
 
-The one home for both: tests, nox sessions, tools and the template's benchmarks all start
-servers (processes or containers) and must not probe them before they listen.
+The one home for both in the template's proof: the rehearsal and the benchmarks start servers
+(processes or containers) and must not probe them before they listen.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 
 
-class NotReady(RuntimeError):  # noqa: N818 - reads as "not ready: <why>"
+class NotReady(RuntimeError):
     """The URL never answered 200 in time, or what should answer it stopped."""
 
 

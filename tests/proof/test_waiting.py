@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tools.waiting import NotReady, free_port, wait_until_ready
+from proof.waiting import NotReady, free_port, wait_until_ready
 
 
 class WarmingUp(ThreadingHTTPServer):
