@@ -227,7 +227,7 @@ def test_login_targets_the_answered_registry_host(
         assert settings["password"].endswith("|| secrets.REGISTRY_PASSWORD }}")
     [deploy] = [s for s in workflow["jobs"]["kind"]["steps"] if "--pull-secret" in s.get("run", "")]
     assert deploy["env"]["REGISTRY_SERVER"] == "${{ env.REGISTRY_HOST }}"
-    readme = (custom_project / "README.md").read_text()
+    readme = (custom_project / "docs" / "deploy.md").read_text()
     assert "`REGISTRY_USERNAME`" in readme
     assert "`REGISTRY_PASSWORD`" in readme
 
@@ -325,7 +325,7 @@ def test_private_repositories_get_warnings_not_failures(default_project: Path) -
             step["id"] in s.get("if", "") + str(s.get("env", {})) and "::warning::" in s["run"]
             for s in later
         ), f"{job}: no warning after {action}"
-    readme = (default_project / "README.md").read_text()
+    readme = (default_project / "docs" / "deploy.md").read_text()
     assert "GitHub Advanced Security" in readme
     assert "build-provenance attestations need GitHub Enterprise Cloud" in readme
 
@@ -350,7 +350,7 @@ def test_production_verifies_before_it_applies(default_project: Path) -> None:
     assert job["environment"] == "production"
     pull = next(run for run in runs if "docker-registry registry-credentials" in run)
     assert runs.index(pull) < apply
-    readme = (default_project / "README.md").read_text()
+    readme = (default_project / "docs" / "deploy.md").read_text()
     assert "**add required reviewers**" in readme
     assert "`REGISTRY_PULL_TOKEN`" in readme
 

@@ -48,7 +48,7 @@ from {{ cookiecutter.package_name }}.train import (
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 ENTRY_POINT = Path(sys.executable).with_name(f"{PACKAGE}-train")
-README = Path(__file__).parents[1] / "README.md"
+TRAINING_DOC = Path(__file__).parents[1] / "docs" / "training.md"
 
 
 @dataclass(frozen=True)
@@ -312,10 +312,10 @@ def test_a_training_that_cannot_get_the_export_lock_exits_5(
     assert not settings.export_dir.exists()
 
 
-def test_readme_lists_every_exit_code() -> None:
+def test_the_training_doc_lists_every_exit_code() -> None:
     table = {
         line.split("|")[1].strip()
-        for line in README.read_text().splitlines()
+        for line in TRAINING_DOC.read_text().splitlines()
         if line.startswith("| ") and line.split("|")[1].strip().isdigit()
     }
     assert {str(code.value) for code in TrainExit} <= table

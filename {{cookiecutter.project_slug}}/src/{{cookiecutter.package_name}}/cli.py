@@ -13,7 +13,7 @@ from .config import ConfigError, TrainSettings, load
 
 
 class TrainExit(IntEnum):
-    """Exit codes of the training entry point, one per cause (the README's table lists them)."""
+    """Exit codes of the training entry point, one per cause (docs/training.md lists them)."""
 
     OK = 0  # gate passed: exported, then alias `champion` moved
     GATE_FAILED = 1  # below GATE_MIN: registered and tagged `failed`; alias and export kept
