@@ -23,8 +23,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 
-from . import data, evaluate, exports, tracking
+from . import data, evaluate, exports
 from .config import TrainSettings
+from .serve.errors import one_line
 
 CHAMPION = "champion"
 # Gating again when the alias moved, at most this often in a row: trainings finish in seconds,
@@ -125,7 +126,7 @@ def _export_errors(candidate: Candidate) -> Iterator[None]:
     except (OSError, MlflowException) as error:  # LockTimeoutError is an OSError
         raise ExportError(
             f"EXPORT_DIR={candidate.settings.export_dir}: version {candidate.version} could not "
-            f"be exported ({tracking.one_line(error)}); alias '{CHAMPION}' not moved"
+            f"be exported ({one_line(error)}); alias '{CHAMPION}' not moved"
         ) from None
 
 

@@ -17,7 +17,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from .config import redacted
-from .serve.errors import one_line as one_line  # training's messages use it too
+from .serve.errors import one_line
 
 # MLflow's own variables (see mlflow.environment_variables); defaults only, a value set in the
 # environment wins. Worst case per call: 3 tries of up to 20 s each, seconds apart.

@@ -32,6 +32,7 @@ from sklearn.utils import assert_all_finite
 from . import data, evaluate, onnx_export, plots, promotion, tracking
 from .config import TrainSettings
 from .pipeline import HYPERPARAMETERS_BY_TASK, build_pipeline
+from .serve.errors import one_line
 from .serve.nullable import NULLABLE_FEATURES, nullable_features
 
 MODEL_ARTIFACT = "model"
@@ -69,7 +70,7 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
         _check_preprocessed(model, parts.x_train)
     except ValueError as error:  # what scikit-learn raises on values it cannot fit
         raise data.DataError(
-            f"cannot fit {settings.model_type} on {dataset.source}: {tracking.one_line(error)}"
+            f"cannot fit {settings.model_type} on {dataset.source}: {one_line(error)}"
         ) from None
     holdout = evaluate.Holdout.of(model, parts.x_test, parts.y_test)  # predicted once
     scores = evaluate.metrics(holdout)
@@ -77,7 +78,7 @@ def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainRe
         return _record(settings, dataset, parts, model, holdout, scores, started)
     except (MlflowException, OSError) as error:  # OSError: requests' connection errors too
         where = tracking.describe(settings.mlflow_tracking_uri)
-        raise tracking.TrackingError(f"{where} failed: {tracking.one_line(error)}") from None
+        raise tracking.TrackingError(f"{where} failed: {one_line(error)}") from None
 
 
 def _check_preprocessed(model: Pipeline, x_train: pd.DataFrame) -> None:
