@@ -157,10 +157,11 @@ def port_forward(service: str, port: int) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         local = probe.getsockname()[1]
-    forward = ["kubectl", "--context", CONTEXT, "-n", NAMESPACE, "port-forward"]
+    forward = ["kubectl", "--context", CONTEXT, "-n", NAMESPACE, "port-forward", f"svc/{service}"]
     # stdout (a line per connection) is not read, so it must not fill a pipe; stderr is the error.
-    output = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
-    proc = subprocess.Popen([*forward, f"svc/{service}", f"{local}:{port}"], **output)  # noqa: S603
+    proc = subprocess.Popen(  # noqa: S603 - kubectl with our arguments
+        [*forward, f"{local}:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         wait_for_listener(proc, local, f"kubectl port-forward svc/{service}")
         yield f"http://127.0.0.1:{local}"
