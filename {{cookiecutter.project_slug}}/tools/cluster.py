@@ -33,8 +33,10 @@ PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name, not a pass
 METRICS_SERVER = (
     "https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.8.1/components.yaml"
 )
-INSECURE_TLS = '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": '
-INSECURE_TLS += '"--kubelet-insecure-tls"}]'
+INSECURE_TLS = (  # a JSON patch: kind's kubelets serve self-signed certificates
+    '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", '
+    '"value": "--kubelet-insecure-tls"}]'
+)
 INSTALL = {
     "kind": "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
     "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/#kubectl",
@@ -224,9 +226,8 @@ def job_outcome(job: Json) -> str | None:
 def wait_for_job(name: str, timeout: float = 600) -> None:
     """Wait until the Job completes; fail at once when it fails (with its last log lines)."""
     what = f"job/{name} neither completed nor failed"
-    if (
-        outcome := wait_until(what, lambda: job_outcome(get_json("job", name)), timeout)
-    ) != "complete":
+    outcome = wait_until(what, lambda: job_outcome(get_json("job", name)), timeout)
+    if outcome != "complete":
         try:
             logs = kubectl("logs", f"job/{name}", "--tail=20").strip()
         except ClusterError as error:
@@ -241,8 +242,9 @@ def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) 
     if create and DEPLOYMENT not in kind_clusters():
         config = str(ROOT / "k8s" / "kind-config.yaml")
         run("kind", "create", "cluster", "--config", config, "--wait", "180s")
-    for ref in images.values() if load else ():
-        run("kind", "load", "docker-image", "--name", DEPLOYMENT, ref)
+    for ref in images.values():
+        if load:
+            run("kind", "load", "docker-image", "--name", DEPLOYMENT, ref)
     overlay = write_kustomization(images, pull_secret, ROOT / "k8s" / "overlays" / "kind")
     if pull_secret:
         create_pull_secret()
