@@ -205,7 +205,7 @@ def workflow_of(project: Path, name: str = "delivery.yml") -> dict[str, Any]:
 
 
 def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
-    return [s for s in job["steps"] if s.get("uses", "").startswith(action)]
+    return [s for s in job.get("steps", []) if s.get("uses", "").startswith(action)]
 
 
 def test_login_targets_the_answered_registry_host(

@@ -156,6 +156,7 @@ def test_training_image_trains_on_the_csv_data_path_names(
     assert exit_code == 0, logs[-4000:]
     client = MlflowClient(tracking_server)
     [version] = client.search_model_versions("name = 'mixed-csv'")
+    assert version.run_id is not None
     params = client.get_run(version.run_id).data.params
     assert (params["data_source"], params["target_column"]) == ("/data/mixed.csv", "label")
     assert params["features"] == "2"
