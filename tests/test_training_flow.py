@@ -133,6 +133,7 @@ def test_the_training_step_without_a_registry_says_so_once(project: Path, tmp_pa
     assert len(notices) == 1, output[-4000:]
     assert notices[0].startswith(NOTICE)
     print(f"\n{notices[0]}")
+    assert notices[0] in (project / "docs" / "deploy.md").read_text()  # the doc shows it whole
     assert outputs(tmp_path / "output") == {"exported": "true"}
     assert (project / "build" / "model" / "MLmodel").is_file()
 
