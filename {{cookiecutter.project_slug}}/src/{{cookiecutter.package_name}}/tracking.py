@@ -11,7 +11,7 @@ import os
 import ssl
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -53,6 +53,15 @@ def connect(uri: str) -> None:
         client.search_registered_models(max_results=1)
     except Exception as error:  # unknown scheme, unreadable store, refused call: all one cause
         raise TrackingError(f"{describe(uri)} is not usable: {one_line(error)}") from None
+
+
+def public_uri(uri: str) -> str:
+    """`uri` with no user, password, query or fragment: what an image label may say."""
+    parts = urlsplit(uri)
+    if not parts.netloc:  # sqlite:///mlflow.db, databricks, a path: nothing secret in them
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def describe(uri: str) -> str:
