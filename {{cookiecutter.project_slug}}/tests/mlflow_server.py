@@ -4,6 +4,7 @@ test's, on a free loopback port, optionally behind MLflow's basic-auth app."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ def mlflow_server(root: Path, *, admin_password: str | None = None) -> Iterator[
     if admin_password is not None:
         command.append("--app-name=basic-auth")
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(root, admin_password))
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(16)  # signs its CSRF tokens
     log = root / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)

@@ -27,6 +27,9 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.promotion import (
     CHAMPION,
 )
+from {{ cookiecutter.package_name }}.tracking import (
+    public_uri,
+)
 
 from .mlflow_server import ADMIN, mlflow_server
 
@@ -161,6 +164,8 @@ def test_basic_auth_credentials_pass_through_and_a_wrong_one_fails_in_one_line(
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1, report(refused)
         assert re.match(rf"error: .*{re.escape(guarded)}.*401", lines[0]), lines[0]
+        assert "MLFLOW_TRACKING_PASSWORD" in lines[0]  # what to check
+        assert "wrong" not in lines[0]
     assert not (tmp_path / "refused").exists()
 
 
@@ -169,3 +174,16 @@ def test_export_refuses_a_model_uri_that_names_no_registered_version(tmp_path: P
     assert result.returncode == TrainExit.BAD_SETTINGS, report(result)
     assert result.stderr.startswith("error: invalid configuration: MODEL_URI='build/model'")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("uri", "public"),
+    [
+        ("https://user:secret@mlflow.example.com/?token=t#x", "https://mlflow.example.com/"),
+        ("http://mlflow:5000", "http://mlflow:5000"),
+        ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_the_registry_label_never_carries_credentials(uri: str, public: str) -> None:
+    assert public_uri(uri) == public
