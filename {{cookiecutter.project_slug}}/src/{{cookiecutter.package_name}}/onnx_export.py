@@ -91,12 +91,13 @@ def reverify(folder: Path) -> str | None:
     serves the model, as for a model that never converted) and the reason is returned.
     """
     mlmodel = Model.load(str(folder / "MLmodel"))
-    spec = (mlmodel.metadata or {}).get(ONNX_METADATA)
+    metadata = dict(mlmodel.metadata or {})
+    spec = metadata.pop(ONNX_METADATA, None)
     if not spec:
         return None  # no twin: scikit-learn serves it, as training decided
     reason = _twin_disagreement(folder, mlmodel, spec)
     if reason is not None:
-        mlmodel.metadata = {k: v for k, v in mlmodel.metadata.items() if k != ONNX_METADATA}
+        mlmodel.metadata = metadata
         mlmodel.save(str(folder / "MLmodel"))
     return reason
 
@@ -108,7 +109,7 @@ def _twin_disagreement(folder: Path, mlmodel: Model, spec: dict[str, str]) -> st
         pipeline = skops.io.load(
             folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
         )
-        names = [column.name for column in mlmodel.get_input_schema().inputs]
+        names = [column.name for column in mlmodel.signature.inputs.inputs]
         rows = pd.DataFrame(np.asarray(recorded.inputs, dtype=np.float64), columns=names)
         fresh = _reference(pipeline, rows, recorded.classes is not None)
         predictor = OnnxPredictor((folder / spec["model"]).read_bytes(), fresh.classes)
