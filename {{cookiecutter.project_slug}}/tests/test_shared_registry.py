@@ -1,6 +1,6 @@
 """A team's shared registry: a real `mlflow server` holds the champion, trainings gate against
-it, and `{{ cookiecutter.package_name }}-export` takes `models:/<name>@champion` from it into a
-fresh EXPORT_DIR, as `MODEL_URI=models:/<name>@champion nox -s build` does. Once more behind
+it, and the `-export` entry point takes `models:/<name>@champion` from it into a fresh
+EXPORT_DIR, as `MODEL_URI=models:/<name>@champion nox -s build` does. Once more behind
 MLflow's basic-auth app: MLflow's own credential variables pass through, a wrong one fails in
 one line. The entry points run as subprocesses, exactly as nox and CI run them."""
 
@@ -125,6 +125,15 @@ def test_the_shared_champion_refuses_a_worse_challenger_and_exports_by_alias(
     assert (labels["MODEL_RUN_ID"], labels["MODEL_REGISTRY_URI"]) == (run_id, shared)
     # The twin was checked again here: kept if it agrees, else named as not served.
     assert (model_runtime(fresh) == "onnx") == ("not ONNX" not in export.stdout), export.stdout
+    missing = entry_point(
+        "export",
+        MLFLOW_TRACKING_URI=shared,
+        MODEL_URI=f"models:/{PROJECT}@no-such-alias",
+        EXPORT_DIR=str(tmp_path / "missing"),
+    )
+    assert missing.returncode == TrainExit.TRACKING, report(missing)
+    assert missing.stderr.count("\n") == 1, report(missing)
+    assert "no-such-alias" in missing.stderr
     with capsys.disabled():  # the figures, shown without -s too
         print(
             f"\nshared registry {shared}: champion version 1; challenger version 2 refused "

@@ -156,8 +156,8 @@ _TRAIN_FIELDS = TrainSettings.model_fields
 
 
 class ExportSettings(_Settings):
-    """What `{{ cookiecutter.package_name }}-export` reads: a registered version, and where
-    to export it as training does (tracking store, EXPORT_DIR and its lock as TrainSettings)."""
+    """What the `-export` entry point reads: a registered version, and where to export it as
+    training does (tracking store, EXPORT_DIR and its lock as in TrainSettings)."""
 
     model_uri: str
     mlflow_tracking_uri: str = Field(
