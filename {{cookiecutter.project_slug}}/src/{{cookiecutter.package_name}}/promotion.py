@@ -4,6 +4,7 @@ Trainings may run at once. Fitting and logging run side by side; exporting and m
 happen under EXPORT_DIR's lock (exports.locked), and right before each, the alias is read again:
 if another training moved it meanwhile, the version is gated again against the new champion.
 The alias moves only after the export: it never points at a version that serving does not have.
+`export_registered` exports a version straight from the registry (a build from `models:/...`).
 """
 
 from __future__ import annotations
@@ -258,15 +259,12 @@ def export_registered(uri: str, export_dir: Path, lock_seconds: float) -> Export
     )
     version, run_id = str(registered.version), str(registered.run_id)
     notes: list[str | None] = []
-    path = export(name, version, run_id, export_dir, lock_seconds, check=_reverified(notes))
-    return Exported(name, version, run_id, path, notes[-1] if notes else None)
 
-
-def _reverified(notes: list[str | None]) -> Callable[[Path], None]:
     def check(folder: Path) -> None:
         notes.append(onnx_export.reverify(folder))
 
-    return check
+    path = export(name, version, run_id, export_dir, lock_seconds, check=check)
+    return Exported(name, version, run_id, path, notes[-1] if notes else None)
 
 
 def _download(model_name: str, version: str, run_id: str, folder: Path) -> None:
