@@ -10,8 +10,6 @@ so `nox -s train-image` shows what arrived.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,11 @@ import docker
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ..mlflow_server import mlflow_server
 from ..test_pipeline import mixed_frame
-from ..waiting import free_port, wait_until_ready
 from .pod import Pod, run_kwargs
 
-# Measured on a busy 2-core host: the server answered /health after 41 s (creating its SQLite
-# tables), the job took 14 s from start to exit.
-SERVER_SECONDS = 120
+# Measured on a busy 2-core host: the job took 14 s from start to exit.
 TRAIN_SECONDS = 600
 # Where the container reads and writes: the test decides, not the caller's environment.
 OWN_SETTINGS = {"mlflow_tracking_uri", "export_dir", "data_path"}
@@ -35,35 +31,8 @@ OWN_SETTINGS = {"mlflow_tracking_uri", "export_dir", "data_path"}
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on a free loopback port; yields its URL."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    url = f"http://127.0.0.1:{free_port()}"
-    log = root / "server.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--host=127.0.0.1",
-                f"--port={url.rpartition(':')[2]}",
-                "--workers=1",
-                f"--backend-store-uri=sqlite:///{root / 'mlflow.db'}",
-                f"--artifacts-destination={root / 'artifacts'}",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job workers
-        )
-    try:
-        wait_until_ready(
-            f"{url}/health",
-            timeout=SERVER_SECONDS,
-            alive=lambda: server.poll() is None,
-            details=lambda: log.read_text()[-3000:],
-        )
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def forwarded_settings() -> dict[str, str]:
