@@ -130,3 +130,27 @@ def test_ceiling_app_reads_the_whole_body_and_answers_a_constant() -> None:
     assert not chunks
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == b"{}"
+
+
+def test_server_choice_compares_each_candidate_with_its_own_ceiling_and_uvicorn_h11(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import server_choice
+
+    def results(rps: float) -> dict[wrk.Setting, wrk.Result]:
+        return {s: wrk.Result(rps / s.rows**0.5, 1.0, 2.0, 0) for s in wrk.SETTINGS}
+
+    server_choice.table(
+        {
+            "uvicorn-h11": (results(4000), results(1000), 90.0),
+            "granian": (results(8000), results(3000), 120.0),
+        }
+    )
+    rows = capsys.readouterr().out.splitlines()
+    assert (
+        rows[-2]
+        == "| uvicorn-h11 | 4000 | 1000 (25%) | 100 (25%) | 1.00 ms | 90 MB | 1.00x, 1.00x |"
+    )
+    assert (
+        rows[-1] == "| granian | 8000 | 3000 (38%) | 300 (38%) | 1.00 ms | 120 MB | 3.00x, 3.00x |"
+    )

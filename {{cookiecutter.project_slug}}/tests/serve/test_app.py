@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.serve.app import (
     create_app,
+    from_environment,
 )
 from {{ cookiecutter.package_name }}.serve.lifecycle import (
     ServingState,
@@ -333,3 +336,16 @@ def test_readyz_fails_once_shutdown_begins(client: TestClient) -> None:
     assert response.json()["detail"] == "the server is shutting down"
     # In-flight and queued work still gets answers while draining.
     assert client.post("/predict", json={"instances": records(1)}).status_code == 200
+
+
+def test_the_factory_builds_the_app_from_the_environment(
+    exported_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_URI", str(exported_model))
+    monkeypatch.setenv("MAX_BATCH_SIZE", "7")
+    with TestClient(from_environment()) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200:  # the model loads in the background
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get("/metadata").json()["max_batch_size"] == 7

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from ..config import PROJECT, ServeSettings
+from ..config import PROJECT, ServeSettings, load
 from .body import RequestFraming, read_json
 from .connections import BODY_TIMED_OUT
 from .errors import ApiError
@@ -93,6 +93,16 @@ def create_app(
     # The router tries routes in order: put the ones taking the traffic first.
     app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in PREDICTION_PATHS)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app with the environment's settings, loading MODEL_URI at startup.
+
+    For running it under another ASGI server, e.g.
+    `uvicorn --factory <package>.serve.app:from_environment`: that server's own settings then
+    stand for serve/server.py's limits and drain.
+    """
+    return create_app(load(ServeSettings))
 
 
 def _add_error_handlers(app: FastAPI) -> None:
