@@ -1,0 +1,154 @@
+"""The bake's own GitHub workflows, run by act (nektos/act) on this machine's Docker engine.
+
+`ci.yml` runs whole; `delivery.yml` runs its publish job and what it needs (train, both
+build-and-scan legs) up to the push of the commit tag to 127.0.0.1:5000, and the pushed digest
+then serves a prediction. What act cannot do here is told to it from this file, never edited into
+the workflows: the action trees and stand-ins (proof/act.py), the registry, an api.github.com
+stand-in and buildx's `docker` driver (`--env`), the registry login (`--secret`), and the scan's
+offline modes (`SCAN_OFFLINE_OK=1` for ci.yml's session; `TRIVY_SCANNERS=secret` for
+delivery.yml's trivy-action, which has no DB to scan vulnerabilities with). Keyless signing needs
+GitHub's OIDC and cosign from GitHub's releases, so each publish leg stops at `Install cosign`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker as docker_sdk
+import pytest
+import yaml
+
+from proof import act_engine
+from proof.act import ActRun, Settings
+from proof.act_github import api_stand_in
+from proof.act_log import Job, Outcome
+from proof.act_runner import runner_image
+from proof.bake import image_ref, images
+from proof.containers import ready, serving_pod
+from tests.conftest import bake, git_init, run
+
+pytestmark = pytest.mark.act
+
+REPOSITORY = "example/ml-service"  # the bake's `origin`: act reads github.repository from it
+PUSHED = "Main Push the commit tag"
+# Each publish leg's first step that cannot run here: cosign comes from GitHub's releases.
+FIRST_UNREACHABLE = "Main Install cosign"
+
+
+@pytest.fixture(scope="module")
+def act_run(tmp_path_factory: pytest.TempPathFactory, docker: str) -> Iterator[ActRun]:
+    """A committed default bake and its act run; afterwards, nothing of it left on the engine."""
+    project = bake(tmp_path_factory.mktemp("act-bake"))
+    git_init(project)
+    run(["git", "remote", "add", "origin", f"https://github.com/{REPOSITORY}.git"], project)
+    run_dir = tmp_path_factory.mktemp("act-run")
+    act = ActRun(project, run_dir, runner_image(run_dir))
+    yield act
+    names = images(project)
+    repositories = [f"{act.run_id}/{name}" for name in names]
+    prefixes = [f"{act_engine.REGISTRY}/{act.run_id}/"]
+    prefixes += [f"{ref}" for ref in (image_ref(project, name) for name in names)]
+    left = act_engine.cleanup(act.run_id, repositories, prefixes)
+    assert not left, f"act run {act.run_id} left: {left}"
+
+
+@pytest.fixture(scope="module")
+def ci(act_run: ActRun) -> Outcome:
+    return act_run.run("ci.yml", None, Settings(env={"SCAN_OFFLINE_OK": "1"}))
+
+
+@pytest.fixture(scope="module")
+def delivery(act_run: ActRun) -> Iterator[Outcome]:
+    with api_stand_in(REPOSITORY, "act run of a bake") as api:
+        settings = Settings(
+            env={
+                "REGISTRY": f"{act_engine.REGISTRY}/{act_run.run_id}",
+                "REGISTRY_HOST": act_engine.REGISTRY,
+                "GITHUB_API_URL": api,
+                "INPUT_DRIVER": "docker",  # setup-buildx: the default driver pulls moby/buildkit
+                "TRIVY_SCANNERS": "secret",  # no vulnerability DB here
+            },
+            # Distinctive values: act masks a secret's value wherever it occurs in the log.
+            secrets={
+                "REGISTRY_USERNAME": "act-login-user",
+                "REGISTRY_PASSWORD": f"act-login-{secrets.token_hex(8)}",
+            },
+        )
+        yield act_run.run("delivery.yml", "publish", settings)
+
+
+def report(outcome: Outcome, job: Job, lines: int = 60) -> str:
+    """A failing job's steps and the tail of its log, for the test's message."""
+    steps = "\n".join(f"  {result:8} {step}" for step, result in job.steps)
+    log = [line for line in outcome.lines if line.startswith(f"[{job.name}]")]
+    return f"{job.name}: {job.result or 'unfinished'}\n{steps}\n" + "\n".join(log[-lines:])
+
+
+def expected_jobs(project: Path, workflow: str, ids: list[str]) -> set[str]:
+    """The job names act prints for `ids`: matrix legs expanded (`name-1`, `name-2`...)."""
+    document = yaml.safe_load((project / ".github" / "workflows" / workflow).read_text())
+    names = set()
+    for job_id in ids:
+        job = document["jobs"][job_id]
+        matrix = job.get("strategy", {}).get("matrix", {})
+        legs = matrix.get("include") or [
+            {key: value} for key, values in matrix.items() for value in values
+        ]
+        for number, leg in enumerate(legs, start=1):
+            name = job.get("name", job_id)
+            for key, value in leg.items():
+                name = name.replace("${{ matrix." + key + " }}", str(value))
+            names.add(f"{name}-{number}")
+        if not legs:
+            names.add(job.get("name", job_id))
+    return names
+
+
+def test_ci_runs_every_job_green(act_run: ActRun, ci: Outcome) -> None:
+    expected = expected_jobs(act_run.project, "ci.yml", ["nox", "images", "hadolint"])
+    assert set(ci.jobs) == expected, ci.summary()
+    for job in ci.jobs.values():
+        assert (job.result, job.first_failure()) == ("success", None), report(ci, job)
+    assert ci.returncode == 0, ci.summary()
+
+
+def test_delivery_trains_then_builds_and_scans_both_images(
+    act_run: ActRun, delivery: Outcome
+) -> None:
+    ids = ["train", "build-and-scan", "publish"]
+    assert set(delivery.jobs) == expected_jobs(act_run.project, "delivery.yml", ids)
+    for job in delivery.jobs.values():
+        if not job.name.startswith("Push, sign and attest"):
+            assert (job.result, job.first_failure()) == ("success", None), report(delivery, job)
+
+
+def test_publish_pushes_the_commit_tag_and_stops_only_at_signing(delivery: Outcome) -> None:
+    legs = [j for j in delivery.jobs.values() if j.name.startswith("Push, sign and attest")]
+    assert len(legs) == 2
+    for job in legs:
+        assert job.ran(PUSHED.removeprefix("Main ")) == "success", report(delivery, job)
+        assert job.first_failure() == FIRST_UNREACHABLE, report(delivery, job)
+
+
+def test_the_pushed_digest_serves_predictions(act_run: ActRun, delivery: Outcome) -> None:
+    serve = images(act_run.project)[0]
+    repository = f"{act_run.run_id}/{serve}"
+    tag = image_ref(act_run.project, serve).partition(":")[2]
+    digest = act_engine.registry_tags(repository).get(tag)
+    assert digest, f"{repository}:{tag} not in the registry\n{delivery.summary()}"
+    engine = docker_sdk.from_env(timeout=120)
+    reference = f"{act_engine.REGISTRY}/{repository}@{digest}"
+    spec = serving_pod(act_run.project)
+    with ready(engine, reference, spec, name=f"{act_run.run_id}-serve") as server:
+        with urllib.request.urlopen(f"{server.url}/metadata", timeout=10) as answer:  # noqa: S310
+            example = json.load(answer)["example"]
+        body, headers = json.dumps(example).encode(), {"Content-Type": "application/json"}
+        request = urllib.request.Request(f"{server.url}/predict", body, headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            predictions = json.load(answer)["predictions"]
+    engine.close()
+    assert len(predictions) == len(example["instances"])
