@@ -168,8 +168,6 @@ class ActRun:
             yaml.safe_load(source.read_text()), self.run_dir / "actions", self.run_dir / "stand-ins"
         )
         copy, _ = renamed_copy(source, self.run_id, self.run_dir / workflow)
-        share = self.run_dir / "share"
-        share.mkdir(exist_ok=True)
         event = self.run_dir / f"event-{settings.event}.json"
         event.write_text(json.dumps({"ref": settings.ref}))
         args = [act_binary(), settings.event, "-W", str(copy), "-C", str(self.project)]
@@ -181,9 +179,28 @@ class ActRun:
         args += ["--cache-server-port", "0"]  # act picks a free one
         args += ["--artifact-server-path", str(self.run_dir / "artifacts")]
         args += ["--artifact-server-port", str(free_port())]
-        args += ["--container-options", f"-v {share}:{ARTIFACT_SHARE}"]
+        args += ["--container-options", self.mounts(), f"--env=TMPDIR={self.run_dir / 'tmp'}"]
         args += [f"--local-repository={repository}" for repository in repositories]
         return args + settings.flags()
+
+    def mounts(self) -> str:
+        """The host folders every job container gets, as `docker create` options.
+
+        The artifact stand-ins' share. The jobs' TMPDIR at the same path on both sides: a job's
+        docker commands reach the host's engine, which resolves bind-mount sources on the host.
+        The workspace's .nox and uv's cache on the host: act removes a job's container and
+        workspace volume within one minute or fails the run, and the virtualenvs (a GB or so
+        each) are what took longer on a busy engine; jobs of a run also download each wheel once.
+        """
+        folders = {
+            self.run_dir / "share": ARTIFACT_SHARE,
+            self.run_dir / "tmp": self.run_dir / "tmp",
+            self.run_dir / "nox": self.project / ".nox",
+            self.run_dir / "uv-cache": "/root/.cache/uv",
+        }
+        for host in folders:
+            host.mkdir(exist_ok=True)
+        return " ".join(f"-v {host}:{inside}" for host, inside in folders.items())
 
     def run(self, workflow: str, job: str | None, settings: Settings) -> Outcome:
         """act on `workflow` (only `job` and the jobs it needs, if given); its outcome."""

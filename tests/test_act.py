@@ -30,6 +30,7 @@ from proof.act_runner import runner_image
 from proof.bake import image_ref, images
 from proof.containers import ready, serving_pod
 from tests.conftest import bake, git_init, run
+from tests.report import condense
 
 pytestmark = pytest.mark.act
 
@@ -81,11 +82,12 @@ def delivery(act_run: ActRun) -> Iterator[Outcome]:
         yield act_run.run("delivery.yml", "publish", settings)
 
 
-def report(outcome: Outcome, job: Job, lines: int = 60) -> str:
-    """A failing job's steps and the tail of its log, for the test's message."""
+def report(outcome: Outcome, job: Job) -> str:
+    """A failing job's steps, then its log condensed: pytest's report first, tables folded."""
     steps = "\n".join(f"  {result:8} {step}" for step, result in job.steps)
-    log = [line for line in outcome.lines if line.startswith(f"[{job.name}]")]
-    return f"{job.name}: {job.result or 'unfinished'}\n{steps}\n" + "\n".join(log[-lines:])
+    prefix = f"[{job.name}] "
+    log = [line.removeprefix(prefix) for line in outcome.lines if line.startswith(prefix)]
+    return f"{job.name}: {job.result or 'unfinished'}\n{steps}\n" + condense("\n".join(log))
 
 
 def expected_jobs(project: Path, workflow: str, ids: list[str]) -> set[str]:
