@@ -34,6 +34,7 @@ from proof.waiting import free_port
 PLATFORM = "ubuntu-24.04"
 # The runner image's tool cache: act mounts its shared volume over /opt/hostedtoolcache.
 TOOL_CACHE = "/opt/runner-toolcache"
+UV_CACHE = "uv-cache"  # in .nox, beside the virtualenvs: no session has this name
 ARTIFACT_SHARE = "/act-share"  # where the artifact stand-ins keep what one job hands the next
 # Repositories whose pinned tree cannot run here, by the stand-in folder that replaces it.
 STAND_INS = {
@@ -180,6 +181,7 @@ class ActRun:
         args += ["--artifact-server-path", str(self.run_dir / "artifacts")]
         args += ["--artifact-server-port", str(free_port())]
         args += ["--container-options", self.mounts(), f"--env=TMPDIR={self.run_dir / 'tmp'}"]
+        args += [f"--env=UV_CACHE_DIR={self.project / '.nox' / UV_CACHE}"]
         args += [f"--local-repository={repository}" for repository in repositories]
         return args + settings.flags()
 
@@ -188,15 +190,15 @@ class ActRun:
 
         The artifact stand-ins' share. The jobs' TMPDIR at the same path on both sides: a job's
         docker commands reach the host's engine, which resolves bind-mount sources on the host.
-        The workspace's .nox and uv's cache on the host: act removes a job's container and
-        workspace volume within one minute or fails the run, and the virtualenvs (a GB or so
-        each) are what took longer on a busy engine; jobs of a run also download each wheel once.
+        The workspace's .nox on the host, uv's cache inside it (one mount: uv hardlinks from
+        its cache into the virtualenvs): act removes a job's container and workspace volume
+        within one minute or fails the run, and the virtualenvs (a GB or so each) are what took
+        longer on a busy engine; the jobs of a run also download each wheel once.
         """
         folders = {
             self.run_dir / "share": ARTIFACT_SHARE,
             self.run_dir / "tmp": self.run_dir / "tmp",
             self.run_dir / "nox": self.project / ".nox",
-            self.run_dir / "uv-cache": "/root/.cache/uv",
         }
         for host in folders:
             host.mkdir(exist_ok=True)
