@@ -169,55 +169,73 @@ class ActRun:
             yaml.safe_load(source.read_text()), self.run_dir / "actions", self.run_dir / "stand-ins"
         )
         copy, _ = renamed_copy(source, self.run_id, self.run_dir / workflow)
-        event = self.run_dir / f"event-{settings.event}.json"
+        own = self.run_dir / Path(workflow).stem  # this workflow's folders: runs may overlap
+        own.mkdir(exist_ok=True)
+        event = own / "event.json"
         event.write_text(json.dumps({"ref": settings.ref}))
         args = [act_binary(), settings.event, "-W", str(copy), "-C", str(self.project)]
         args += ["--job", job] if job else []
         args += ["-P", f"{PLATFORM}={self.image}", "--pull=false", "--rm", "--json"]
         args += ["--eventpath", str(event), "--action-offline-mode"]
-        args += ["--action-cache-path", str(self.run_dir / "action-cache")]
-        args += ["--cache-server-path", str(self.run_dir / "cache-server")]
+        args += ["--action-cache-path", str(own / "action-cache")]
+        args += ["--cache-server-path", str(own / "cache-server")]
         args += ["--cache-server-port", "0"]  # act picks a free one
-        args += ["--artifact-server-path", str(self.run_dir / "artifacts")]
+        args += ["--artifact-server-path", str(own / "artifacts")]
         args += ["--artifact-server-port", str(free_port())]
-        args += ["--container-options", self.mounts(), f"--env=TMPDIR={self.run_dir / 'tmp'}"]
+        args += ["--container-options", self.mounts(own)]
         args += [f"--env=UV_CACHE_DIR={self.project / '.nox' / UV_CACHE}"]
         args += [f"--local-repository={repository}" for repository in repositories]
         return args + settings.flags()
 
-    def mounts(self) -> str:
-        """The host folders every job container gets, as `docker create` options.
+    def mounts(self, own: Path) -> str:
+        """The host folders every job container of a workflow gets, as `docker create` options.
 
-        The artifact stand-ins' share. The jobs' TMPDIR at the same path on both sides: a job's
-        docker commands reach the host's engine, which resolves bind-mount sources on the host.
+        The artifact stand-ins' share. The host's /tmp as the jobs' /tmp, as on GitHub's runner
+        (a VM): a job's docker commands reach the host's engine, which resolves bind-mount
+        sources on the host (the smoke test mounts an export from pytest's tmp_path), and a
+        TMPDIR of another length changes the paths the bake's tests measure in their messages.
         The workspace's .nox on the host, uv's cache inside it (one mount: uv hardlinks from
         its cache into the virtualenvs): act removes a job's container and workspace volume
         within one minute or fails the run, and the virtualenvs (a GB or so each) are what took
         longer on a busy engine; the jobs of a run also download each wheel once.
         """
         folders = {
-            self.run_dir / "share": ARTIFACT_SHARE,
-            self.run_dir / "tmp": self.run_dir / "tmp",
-            self.run_dir / "nox": self.project / ".nox",
+            own / "share": ARTIFACT_SHARE,
+            Path("/tmp"): "/tmp",  # noqa: S108 - the host's, shared on purpose (above)
+            own / "nox": self.project / ".nox",
         }
         for host in folders:
             host.mkdir(exist_ok=True)
         return " ".join(f"-v {host}:{inside}" for host, inside in folders.items())
 
-    def run(self, workflow: str, job: str | None, settings: Settings) -> Outcome:
-        """act on `workflow` (only `job` and the jobs it needs, if given); its outcome."""
+    def start(self, workflow: str, job: str | None, settings: Settings) -> Running:
+        """act on `workflow` (only `job` and the jobs it needs, if given), in the background."""
         args = self.command(workflow, job, settings)
         log = self.run_dir / f"{Path(workflow).stem}-{job or 'all'}.jsonl"
         with log.open("w") as out:
-            result = subprocess.run(
-                args,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=settings.timeout,
-                check=False,
-                cwd=self.project,
-            )
-        return Outcome.read(log, result.returncode)
+            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=self.project)
+        return Running(process, log, settings.timeout)
+
+    def run(self, workflow: str, job: str | None, settings: Settings) -> Outcome:
+        return self.start(workflow, job, settings).wait()
+
+
+@dataclass
+class Running:
+    """An act process under way, and the log it writes."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    timeout: float
+
+    def wait(self) -> Outcome:
+        """Its outcome, once act exits (killed at the timeout: cleanup finds what it left)."""
+        try:
+            returncode = self.process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            returncode = self.process.wait()
+        return Outcome.read(self.log, returncode)
 
 
 def act_binary() -> str:

@@ -3,11 +3,12 @@
 `ci.yml` runs whole; `delivery.yml` runs its publish job and what it needs (train, both
 build-and-scan legs) up to the push of the commit tag to 127.0.0.1:5000, and the pushed digest
 then serves a prediction. What act cannot do here is told to it from this file, never edited into
-the workflows: the action trees and stand-ins (proof/act.py), the registry, an api.github.com
-stand-in and buildx's `docker` driver (`--env`), the registry login (`--secret`), and the scan's
-offline modes (`SCAN_OFFLINE_OK=1` for ci.yml's session; `TRIVY_SCANNERS=secret` for
-delivery.yml's trivy-action, which has no DB to scan vulnerabilities with). Keyless signing needs
-GitHub's OIDC and cosign from GitHub's releases, so each publish leg stops at `Install cosign`.
+the workflows: the action trees and stand-ins (proof/act.py); the registry and an api.github.com
+stand-in (`--env`); buildx's `docker` driver (`--var BUILDX_DRIVER`, the workflow's own switch);
+the registry login (`--secret`); the scans' offline modes (`SCAN_OFFLINE_OK=1` for ci.yml's
+session, `TRIVY_SCANNERS=secret` for delivery.yml's trivy-action: no vulnerability DB here).
+Keyless signing needs GitHub's OIDC and cosign from GitHub's releases: each publish leg stops at
+`Install cosign`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from proof import act_engine
-from proof.act import ActRun, Settings
+from proof.act import ActRun, Running, Settings
 from proof.act_github import api_stand_in
 from proof.act_log import Job, Outcome
 from proof.act_runner import runner_image
@@ -58,28 +59,42 @@ def act_run(tmp_path_factory: pytest.TempPathFactory, docker: str) -> Iterator[A
 
 
 @pytest.fixture(scope="module")
-def ci(act_run: ActRun) -> Outcome:
-    return act_run.run("ci.yml", None, Settings(env={"SCAN_OFFLINE_OK": "1"}))
-
-
-@pytest.fixture(scope="module")
-def delivery(act_run: ActRun) -> Iterator[Outcome]:
+def started(act_run: ActRun) -> Iterator[dict[str, Running]]:
+    """ci.yml and delivery.yml's publish chain, under way side by side (each job waits on
+    Python, PyPI or the engine in turns; the two together take little more than the longer)."""
     with api_stand_in(REPOSITORY, "act run of a bake") as api:
-        settings = Settings(
+        delivery = Settings(
             env={
                 "REGISTRY": f"{act_engine.REGISTRY}/{act_run.run_id}",
                 "REGISTRY_HOST": act_engine.REGISTRY,
                 "GITHUB_API_URL": api,
-                "INPUT_DRIVER": "docker",  # setup-buildx: the default driver pulls moby/buildkit
                 "TRIVY_SCANNERS": "secret",  # no vulnerability DB here
             },
+            # The workflow's own switch for runners that cannot pull moby/buildkit.
+            variables={"BUILDX_DRIVER": "docker"},
             # Distinctive values: act masks a secret's value wherever it occurs in the log.
             secrets={
                 "REGISTRY_USERNAME": "act-login-user",
                 "REGISTRY_PASSWORD": f"act-login-{secrets.token_hex(8)}",
             },
         )
-        yield act_run.run("delivery.yml", "publish", settings)
+        runs = {
+            "ci": act_run.start("ci.yml", None, Settings(env={"SCAN_OFFLINE_OK": "1"})),
+            "delivery": act_run.start("delivery.yml", "publish", delivery),
+        }
+        yield runs
+        for running in runs.values():
+            running.wait()  # never leave act running past the module (cleanup follows)
+
+
+@pytest.fixture(scope="module")
+def ci(started: dict[str, Running]) -> Outcome:
+    return started["ci"].wait()
+
+
+@pytest.fixture(scope="module")
+def delivery(started: dict[str, Running]) -> Outcome:
+    return started["delivery"].wait()
 
 
 def report(outcome: Outcome, job: Job) -> str:
