@@ -59,9 +59,10 @@ def act_run(tmp_path_factory: pytest.TempPathFactory, docker: str) -> Iterator[A
 
 
 @pytest.fixture(scope="module")
-def started(act_run: ActRun) -> Iterator[dict[str, Running]]:
-    """ci.yml and delivery.yml's publish chain, under way side by side (each job waits on
-    Python, PyPI or the engine in turns; the two together take little more than the longer)."""
+def started(act_run: ActRun, request: pytest.FixtureRequest) -> Iterator[dict[str, Running]]:
+    """ci.yml and delivery.yml's publish chain, those the selected tests need, under way side by
+    side (jobs wait on Python, PyPI or the engine in turns: both take little more than one)."""
+    wanted = {name for item in request.session.items for name in item.fixturenames}
     with api_stand_in(REPOSITORY, "act run of a bake") as api:
         delivery = Settings(
             env={
@@ -78,10 +79,11 @@ def started(act_run: ActRun) -> Iterator[dict[str, Running]]:
                 "REGISTRY_PASSWORD": f"act-login-{secrets.token_hex(8)}",
             },
         )
-        runs = {
-            "ci": act_run.start("ci.yml", None, Settings(env={"SCAN_OFFLINE_OK": "1"})),
-            "delivery": act_run.start("delivery.yml", "publish", delivery),
-        }
+        runs = {}
+        if "ci" in wanted:
+            runs["ci"] = act_run.start("ci.yml", None, Settings(env={"SCAN_OFFLINE_OK": "1"}))
+        if "delivery" in wanted:
+            runs["delivery"] = act_run.start("delivery.yml", "publish", delivery)
         yield runs
         for running in runs.values():
             running.wait()  # never leave act running past the module (cleanup follows)
