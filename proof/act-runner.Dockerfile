@@ -1,8 +1,9 @@
 # The runner image act runs the bake's jobs in (`-P ubuntu-24.04=<this>`): the local python:3.13-slim
-# plus what the jobs call that GitHub's image has. Deliberately no kubectl: ci.yml installs its own.
+# plus what the jobs and actions call that GitHub's image has (node for JavaScript actions,
+# envsubst from gettext-base for cosign-installer). No kubectl: ci.yml installs its own.
 FROM python:3.13-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      nodejs git curl ca-certificates jq sudo xz-utils zstd gnupg file \
+      nodejs git curl ca-certificates jq gettext-base sudo xz-utils zstd gnupg file \
     && rm -rf /var/lib/apt/lists/*
 # The host's docker CLI and buildx plugin: the jobs drive the host's engine through its socket.
 COPY docker /usr/local/bin/docker
