@@ -71,6 +71,12 @@ class Pin:
         return cls("/".join(path.split("/")[:2]), ref, uses)
 
 
+def called_workflows(document: dict[str, Any], project: Path) -> list[dict[str, Any]]:
+    """The local workflows a workflow's jobs call (`uses: ./.github/workflows/x.yml`)."""
+    paths = [job.get("uses", "") for job in (document.get("jobs") or {}).values()]
+    return [yaml.safe_load((project / p).read_text()) for p in paths if p.startswith("./")]
+
+
 def step_pins(document: dict[str, Any]) -> set[Pin]:
     """The remote `uses:` of a workflow's jobs or a composite action's steps."""
     steps = [s for job in (document.get("jobs") or {}).values() for s in job.get("steps", [])]
@@ -165,9 +171,11 @@ class ActRun:
         source = self.project / ".github" / "workflows" / workflow
         if not (self.run_dir / "actions").is_dir():
             unpack_trees(self.run_dir)
-        repositories = local_repositories(
-            yaml.safe_load(source.read_text()), self.run_dir / "actions", self.run_dir / "stand-ins"
-        )
+        document = yaml.safe_load(source.read_text())
+        repositories = set()
+        for each in [document, *called_workflows(document, self.project)]:
+            trees = (self.run_dir / "actions", self.run_dir / "stand-ins")
+            repositories |= set(local_repositories(each, *trees))
         copy, _ = renamed_copy(source, self.run_id, self.run_dir / workflow)
         own = self.run_dir / Path(workflow).stem  # this workflow's folders: runs may overlap
         own.mkdir(exist_ok=True)
@@ -184,7 +192,7 @@ class ActRun:
         args += ["--artifact-server-port", str(free_port())]
         args += ["--container-options", self.mounts(own)]
         args += [f"--env=UV_CACHE_DIR={self.project / '.nox' / UV_CACHE}"]
-        args += [f"--local-repository={repository}" for repository in repositories]
+        args += [f"--local-repository={repository}" for repository in sorted(repositories)]
         return args + settings.flags()
 
     def mounts(self, own: Path) -> str:

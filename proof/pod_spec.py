@@ -258,7 +258,8 @@ def environment(container: Doc, docs: list[Doc], where: str) -> dict[str, str]:
     for source in container.get("envFrom", []):
         if set(source) != {"configMapRef"}:
             raise Unsupported(f"{where}: envFrom {sorted(source)} (only configMapRef)")
-        env.update(one(docs, "ConfigMap", source["configMapRef"]["name"], where)["data"])
+        # A ConfigMap from an env file of comments only has no `data` at all.
+        env.update(one(docs, "ConfigMap", source["configMapRef"]["name"], where).get("data", {}))
     for entry in container.get("env", []):
         if "value" not in entry:
             raise Unsupported(f"{where}: env {entry['name']} has no literal value")

@@ -14,6 +14,7 @@ Any OOM kill, exit, restart, unready pod or failed Job fails it. It is not kind:
 `nox -s deploy` still runs the real thing. From the template's root, against a built bake:
 
     python -m proof.rehearsal BAKE/k8s/overlays/kind [BAKE/k8s/hpa-load] --image NAME=REF ...
+        [--files NAME=DIR]  # DIR's files at http://NAME/ on the network, for a DATA_PATH URL
 
 Overlays are applied in order, each proven before the next (tests/test_rehearsal.py).
 """
@@ -101,14 +102,23 @@ print(count, "predictions through", base, "rows", len(example["instances"]))
 """
 # What the kubelet's Job check is here: the in-cluster tracking server holds a champion.
 CHAMPION = """
-import json, sys, urllib.request
+import json, sys, urllib.parse, urllib.request
 request = urllib.request.Request(sys.argv[1] + "/api/2.0/mlflow/registered-models/search")
 models = json.load(urllib.request.urlopen(request, timeout=10)).get("registered_models", [])
 aliases = [(m["name"], a) for m in models for a in m.get("aliases", [])]
 found = [(name, a["version"]) for name, a in aliases if a["alias"] == "champion"]
-print(*(f"champion: {name} version {version}" for name, version in found), sep="\\n")
+for name, version in found:  # and the data its run trained on (the run's `data_source`)
+    query = urllib.parse.urlencode({"name": name, "version": version})
+    get = sys.argv[1] + "/api/2.0/mlflow/model-versions/get?" + query
+    run_id = json.load(urllib.request.urlopen(get, timeout=10))["model_version"]["run_id"]
+    get = sys.argv[1] + "/api/2.0/mlflow/runs/get?run_id=" + run_id
+    params = json.load(urllib.request.urlopen(get, timeout=10))["run"]["data"].get("params", [])
+    source = {p["key"]: p["value"] for p in params}.get("data_source", "?")
+    print(f"champion: {name} version {version} trained on {source}")
 sys.exit(0 if found else 1)
 """
+# The team's data store, as far as the training Job can tell: plain HTTP on the network.
+FILES = "import http.server as s; s.test(s.SimpleHTTPRequestHandler, port=80, bind='0.0.0.0')"
 
 
 class Failed(RuntimeError):
@@ -305,6 +315,33 @@ class Rehearsal:
                 detach=True,
             )
             self.proxies[service.name] = (proxy, folder)
+
+    def serve_files(self, image: str, name: str, source: Path) -> None:
+        """Serve `source`'s files at http://<name>/ on the network (a stand-in for the team's
+        data store that DATA_PATH points at), non-root and read-only."""
+        folder = self.scratch / f"files-{name}"
+        shutil.copytree(source, folder)
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        endpoint = self.client.api.create_endpoint_config(aliases=[name])
+        self.client.containers.run(
+            image,
+            entrypoint=["python", "-c", FILES],
+            command=[],
+            working_dir="/files",
+            name=f"{self.run_id}-files-{name}",
+            user="65534:65534",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+            mounts=[DockerMount("/files", str(folder), "bind", read_only=True)],
+            network=self.network.name,
+            networking_config={self.network.name: endpoint},
+            labels=self.labels,
+            healthcheck=NO_HEALTHCHECK,
+            detach=True,
+        )
 
     def publish_endpoints(self) -> None:
         """Write each Service's ready pods where its proxy reads them (kube-proxy's Endpoints)."""
@@ -582,8 +619,14 @@ def apply(rehearsal: Rehearsal, stage: Plan) -> None:
         print("ready: " + ", ".join(f"{w.title} x{w.replicas}" for w in deployments))
 
 
-def rehearse(stages: list[Plan], client: docker.DockerClient, scale_to: int | None) -> None:
-    """Apply each overlay in turn and prove it, scale out and prove it again, stop it all."""
+def rehearse(
+    stages: list[Plan],
+    client: docker.DockerClient,
+    scale_to: int | None,
+    files: dict[str, Path] | None = None,
+) -> None:
+    """Apply each overlay in turn and prove it, scale out and prove it again, stop it all.
+    `files`: folders served over HTTP on the network first, each under its name."""
     first, later = stages[0], stages[1:]
     for stage in later:
         if stage.services or stage.claims:
@@ -596,6 +639,8 @@ def rehearse(stages: list[Plan], client: docker.DockerClient, scale_to: int | No
     rehearsal = Rehearsal(client, first)
     try:
         rehearsal.start_services(client_image)
+        for name, folder in (files or {}).items():
+            rehearsal.serve_files(client_image, name, folder)
         apply(rehearsal, first)
         for service in serving:
             print(rehearsal.client_run(client_image, CLIENT, service.url, "20"))
@@ -648,12 +693,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overlays", type=Path, nargs="+", help="applied in this order")
     parser.add_argument("--image", action="append", default=[], metavar="NAME=REF")
     parser.add_argument("--scale", type=int, help="replicas after the floor (default: HPA max)")
+    parser.add_argument(
+        "--files",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve DIR at http://NAME/ on the network (e.g. the CSV a DATA_PATH names)",
+    )
     args = parser.parse_args(argv)
     images = dict(pair.split("=", 1) for pair in args.image)
+    files = {name: Path(folder) for name, folder in (p.split("=", 1) for p in args.files)}
     try:
         stages = [plan(with_images(render(overlay), images)) for overlay in args.overlays]
         client = docker.from_env(timeout=120)
-        rehearse(stages, client, args.scale)
+        rehearse(stages, client, args.scale, files)
     except (Unsupported, Failed, RenderError) as error:
         print(f"rehearsal failed: {error}", file=sys.stderr)
         return 1

@@ -55,10 +55,35 @@ def images(docs: list[dict[str, Any]]) -> set[str]:
 
 def test_manifests_session_passes_on_custom_answers(custom_project: Path) -> None:
     output = nox(custom_project, "manifests")
-    assert "ok: image name, registry, kind node image and kubectl agree" in output
-    assert "ok: delivery pushes only after the scan gate" in output
-    assert "ok: build/manifests/kind.yaml serving rules, pod labels, pod security" in output
+    assert "ok: delivery.yml pushes only after the scan gate" in output
+    for overlay in ("kind", "production"):
+        assert f"ok: build/manifests/{overlay}.yaml: probes hit the server's routes" in output
     assert "Failed checks: 0" in output
+
+
+def k8s_sources(project: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted((project / "k8s").rglob("*.yaml")))
+
+
+def test_each_name_is_written_once_in_k8s(custom_project: Path) -> None:
+    """kustomize carries the namespace, the part-of label and the images' tag from one
+    component: no copy to keep in step (the answers differ from each other, so each is found)."""
+    sources = k8s_sources(custom_project)
+    component = (
+        custom_project / "k8s" / "components" / "project" / "kustomization.yaml"
+    ).read_text()
+    assert sources.count("risk-prod") == component.count("risk-prod") == 1
+    assert sources.count("app.kubernetes.io/part-of: ") == 1
+    assert sources.count("newTag: dev") == 2  # serving and training image, in the component
+    for overlay in ("overlays/kind", "overlays/production", "hpa-load"):
+        path = custom_project / "k8s" / overlay / "kustomization.yaml"
+        kustomization = yaml.safe_load(path.read_text())
+        assert "namespace" not in kustomization, overlay
+        assert "labels" not in kustomization, overlay
+        assert kustomization["components"][0].endswith("/components/project"), overlay
+    nodes = yaml.safe_load((custom_project / "k8s" / "kind-config.yaml").read_text())["nodes"]
+    assert sources.count("kindest/node:") == 1
+    assert len({node["image"] for node in nodes}) == 1
 
 
 def test_answers_flow_into_the_rendered_objects(custom_project: Path) -> None:
@@ -90,6 +115,9 @@ def test_workflows_render_with_github_expressions_intact(custom_project: Path) -
         workflow = yaml.safe_load(text)
         assert workflow["permissions"] == {}, path
         for job in workflow["jobs"].values():
+            if "uses" in job:  # a call of a workflow here, whose own jobs are checked
+                assert job["uses"].startswith("./.github/workflows/"), path
+                continue
             assert "timeout-minutes" in job, path
             for step in job["steps"]:
                 if "uses" in step:
@@ -114,7 +142,7 @@ def test_checks_catch_a_broken_rollout(default_project: Path) -> None:
     finally:
         deployment.write_text(original)
     result = subprocess.run(
-        [sys.executable, "-m", "tools.manifest_rules", "rendered", str(broken)],
+        [sys.executable, "-m", "tools.manifest_rules", str(broken)],
         cwd=default_project,
         capture_output=True,
         text=True,
@@ -202,7 +230,7 @@ def workflow_of(project: Path, name: str = "delivery.yml") -> dict[str, Any]:
 
 
 def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
-    return [s for s in job["steps"] if s.get("uses", "").startswith(action)]
+    return [s for s in job.get("steps", []) if s.get("uses", "").startswith(action)]
 
 
 def test_login_targets_the_answered_registry_host(
@@ -232,9 +260,10 @@ def test_login_targets_the_answered_registry_host(
     assert "`REGISTRY_PASSWORD`" in readme
 
 
-def run_checks(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_checks(project: Path) -> subprocess.CompletedProcess[str]:
+    """The project's rules with no rendered overlay: the delivery workflow's only."""
     return subprocess.run(
-        [sys.executable, "-m", "tools.manifest_rules", *args],
+        [sys.executable, "-m", "tools.manifest_rules"],
         cwd=project,
         capture_output=True,
         text=True,
@@ -252,32 +281,35 @@ def run_checks(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
             "    needs: build-and-scan\n    runs-on: ubuntu-24.04\n    timeout-minutes: 20\n",
             "    needs: train\n    runs-on: ubuntu-24.04\n    timeout-minutes: 20\n",
         ),
-        # the job that trains gets a write scope
+        # the job that fetches or hands on the model gets a write scope
         (
             "    permissions:\n      contents: read # check out the code\n    outputs:",
             "    permissions:\n      contents: read # check out the code\n"
             "      packages: write\n    outputs:",
         ),
     ],
-    ids=["push-in-build", "publish-before-scan", "train-with-write-scope"],
+    ids=["push-in-build", "publish-before-scan", "model-with-write-scope"],
 )
 def test_checks_catch_a_push_before_the_scan(tmp_path: Path, original: str, broken: str) -> None:
     project = bake(tmp_path)
-    assert run_checks(project, "project").returncode == 0
+    assert run_checks(project).returncode == 0
     workflow = project / ".github" / "workflows" / "delivery.yml"
     text = workflow.read_text()
     assert text.count(original) == 1, original
     workflow.write_text(text.replace(original, broken))
-    result = run_checks(project, "project")
+    result = run_checks(project)
     assert result.returncode == 1
     assert result.stderr.startswith("FAIL delivery.yml job ")
 
 
 def test_jobs_split_privileges_and_scan_both_images(default_project: Path) -> None:
     jobs = workflow_of(default_project)["jobs"]
-    assert list(jobs) == ["train", "build-and-scan", "report", "publish", "kind", "production"]
-    assert jobs["train"]["permissions"] == {"contents": "read"}
-    assert jobs["build-and-scan"]["permissions"] == {"contents": "read"}
+    assert list(jobs) == [
+        *["changes", "train", "model", "build-and-scan"],
+        *["report", "publish", "kind", "production"],
+    ]
+    for name in ("changes", "train", "model", "build-and-scan"):
+        assert jobs[name]["permissions"] == {"contents": "read"}, name
     assert set(jobs["publish"]["permissions"]) == {"packages", "id-token", "attestations"}
     assert jobs["publish"]["needs"] == "build-and-scan"
     dockerfiles = {
@@ -374,8 +406,10 @@ def test_kind_gets_a_kubectl_of_the_node_version_and_the_autoscaler_step(
     autoscale = next(i for i, run in enumerate(runs) if "tools.cluster autoscale" in run)
     scale = next(i for i, run in enumerate(runs) if "tools.cluster scale" in run)
     assert autoscale < scale  # at the floor first, so "above the floor" means the load did it
-    assert '-l "app.kubernetes.io/part-of=${PART_OF}"' in runs[-1]
-    assert workflow["env"]["PART_OF"] == "fraud-scorer"
+    assert '-l "app.kubernetes.io/part-of=${DEPLOYMENT}"' in runs[-1]
+    assert workflow["env"]["DEPLOYMENT"] == "fraud-scorer"
+    assert action["with"]["cluster_name"] == "${{ env.DEPLOYMENT }}"
+    assert "node_image" not in action["with"]  # kind-config.yaml's, pinned there only
 
 
 def test_the_autoscaler_demo_runs_only_when_dispatched_with_its_input(

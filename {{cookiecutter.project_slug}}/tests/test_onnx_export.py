@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -9,6 +11,7 @@ import mlflow.onnx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
@@ -23,11 +26,16 @@ from {{ cookiecutter.package_name }}.onnx_export import (
     ONNX_ARTIFACT,
     ConversionError,
     convert,
+    reverify,
 )
 from {{ cookiecutter.package_name }}.pipeline import (
     build_pipeline,
 )
+from {{ cookiecutter.package_name }}.serve.loading import (
+    ONNX_METADATA,
+)
 from {{ cookiecutter.package_name }}.serve.onnx_runtime import (
+    ONNX_FILE,
     OnnxPredictor,
     disagreement,
 )
@@ -104,3 +112,27 @@ def test_a_model_that_disagrees_is_not_converted() -> None:
     pipeline.fit(x.iloc[:300], y.iloc[:300])
     with pytest.raises(ConversionError, match=r"on the holdout, predictions differ by up to"):
         convert(pipeline, x.iloc[300:])
+
+
+def onnx_named(folder: Path) -> bool:
+    return ONNX_METADATA in yaml.safe_load((folder / "MLmodel").read_text())["metadata"]
+
+
+def test_a_downloaded_twin_is_verified_again_and_kept_only_if_it_agrees(
+    exported_model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(exported_model.resolve(), folder)
+    assert onnx_named(folder), "the default model exported without its ONNX twin"
+    assert reverify(folder) is None
+    assert onnx_named(folder)
+    # A twin of another model (fitted on 60 rows): loads fine, answers differently.
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    other = build_pipeline(ModelType.LOGISTIC_REGRESSION, x, seed=0).fit(x.iloc[:60], y.iloc[:60])
+    onnx, _ = convert(other, x)
+    (folder / ONNX_FILE).write_bytes(onnx.SerializeToString())
+    reason = reverify(folder)
+    assert reason is not None
+    assert reason.startswith("on its reference rows, ")
+    assert not onnx_named(folder), "a twin that disagrees is still named: the image would use it"
+    assert reverify(folder) is None  # no twin named: scikit-learn serves it, nothing to check

@@ -94,7 +94,7 @@ def test_version_is_registered_tagged_and_champion(trained: TrainResult, trackin
 
 
 def test_export_is_a_self_contained_model_naming_its_version(
-    trained: TrainResult, exported_model: Path, monkeypatch: pytest.MonkeyPatch
+    trained: TrainResult, exported_model: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mlmodel = yaml.safe_load((exported_model / "MLmodel").read_text())
     inputs = mlmodel["signature"]["inputs"]
@@ -102,6 +102,7 @@ def test_export_is_a_self_contained_model_naming_its_version(
         "model_name": trained.model_name,
         "model_version": trained.model_version,
         "run_id": trained.run_id,
+        "registry_uri": tracking_uri,  # where that version number means something
         # The pipeline imputes every feature, so each may be null.
         "nullable_features": [column["name"] for column in json.loads(inputs)],
         # The verified ONNX model and its reference rows (see onnx_export.py).

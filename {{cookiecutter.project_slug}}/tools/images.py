@@ -25,6 +25,7 @@ MODEL_DIR = ROOT / "build" / "model"
 # The MLmodel metadata key of a verified ONNX model: serve/loading.py's ONNX_METADATA, repeated
 # because this runs without the package installed (tests/tools/test_images.py checks both).
 ONNX_METADATA = "onnx"
+REGISTRY_URI_METADATA = "registry_uri"  # promotion.py's, repeated for the same reason
 PYTHON = (ROOT / ".python-version").read_text().strip()
 
 
@@ -33,12 +34,13 @@ class ImageError(RuntimeError):
 
 
 def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
-    """The exported model's name, version and run id (build arguments of the serving image)."""
+    """The exported model's name, version, run id and registry (the serving image's labels)."""
     mlmodel = model_dir / "MLmodel"
     if not mlmodel.is_file():
         raise ImageError(
             f"no exported model in {model_dir.relative_to(ROOT)}/ (the serving image ships it): "
-            "make one with `nox -s train`"
+            "make one with `nox -s train`, or build from the registry with "
+            "MODEL_URI=models:/<name>@champion"
         )
     content = yaml.safe_load(mlmodel.read_text()) or {}
     metadata = content.get("metadata") or {}
@@ -46,6 +48,8 @@ def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
         "MODEL_NAME": str(metadata.get("model_name", "unknown")),
         "MODEL_VERSION": str(metadata.get("model_version", "unknown")),
         "MODEL_RUN_ID": str(content.get("run_id", "unknown")),
+        # Where that version number means something: the registry, without credentials.
+        "MODEL_REGISTRY_URI": str(metadata.get(REGISTRY_URI_METADATA, "unknown")),
     }
 
 

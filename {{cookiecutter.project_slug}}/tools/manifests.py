@@ -9,12 +9,15 @@ checkov, trivy config, zizmor, the workflow and Dependabot schemas, actionlint.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.manifest_rules import kubernetes_version, run_rules
+import yaml
+
+from tools import manifest_rules
 from tools.project import ROOT
 
 RENDERED = ROOT / "build" / "manifests"
@@ -25,6 +28,14 @@ SOURCES = {
     "hpa-load": "k8s/hpa-load",
 }
 WORKFLOWS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def kubernetes_version() -> str:
+    """The kind node image's Kubernetes version, e.g. '1.37.0' for kindest/node:v1.37.0@..."""
+    image = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"][0]["image"]
+    if match := re.search(r":v(\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$", image):
+        return match[1]
+    raise SystemExit(f"k8s/kind-config.yaml: {image!r} is not kindest/node:vX.Y.Z@sha256:<digest>")
 
 
 def render(source: str) -> str:
@@ -71,9 +82,8 @@ def check(overlays: Sequence[str]) -> int:
     rendered = [render(overlay) for overlay in overlays]
     load = render("hpa-load")
     run("yamllint", "--strict", "-c", ".yamllint.yaml", "k8s", ".github")
-    version = kubernetes_version()
-    run("kubernetes-validate", "--strict", "--quiet", "-k", version, *rendered, load)
-    if run_rules(rendered, [load]):
+    run("kubernetes-validate", "--strict", "--quiet", "-k", kubernetes_version(), *rendered, load)
+    if manifest_rules.main(rendered):
         return 1
     for command in scanners():
         run(*command)

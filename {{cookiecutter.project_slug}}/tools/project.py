@@ -1,8 +1,8 @@
-"""The project's names and image tag rule, set once and read by nox, tools/ and tests.
+"""The project's names and image tag rule, as nox, tools/ and tests read them.
 
-The names live in pyproject.toml's `[tool.mlops]` table; k8s/ and the workflows repeat them where
-their formats need literal values, and `nox -s manifests` (tools/manifest_rules.py) checks that
-they agree. Only the standard library: the noxfile imports this from nox's own environment.
+The names live in pyproject.toml's `[tool.mlops]` table (kustomize's home for them is
+k8s/components/project, the workflow's the top `env:` of delivery.yml). Only the standard
+library: the noxfile imports this from nox's own environment.
 """
 
 from __future__ import annotations

@@ -31,6 +31,15 @@ def fail(code: TrainExit, message: str) -> NoReturn:
     sys.exit(code)
 
 
+def fail_on_bug(error: Exception) -> NoReturn:
+    """Exit TrainExit.BUG with one line saying what was raised and where."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    fail(
+        TrainExit.BUG,
+        f"unexpected {type(error).__name__} at {frame.filename}:{frame.lineno}: {error}",
+    )
+
+
 def train() -> None:
     """Train, register and export the model; the exit code is a TrainExit."""
     try:
@@ -58,11 +67,7 @@ def train() -> None:
     except ExportError as error:
         fail(TrainExit.EXPORT, str(error))
     except Exception as error:  # a bug: still one line, with where it happened
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        fail(
-            TrainExit.BUG,
-            f"unexpected {type(error).__name__} at {frame.filename}:{frame.lineno}: {error}",
-        )
+        fail_on_bug(error)
     metrics = " ".join(f"{name}={value:.4f}" for name, value in result.metrics.items())
     print(f"run {result.run_id}: {metrics} ({result.seconds:.1f}s)")
     print(f"registered {result.model_name} version {result.model_version}")
@@ -91,6 +96,44 @@ def train() -> None:
         sys.exit(TrainExit.BEATEN if beaten else TrainExit.GATE_FAILED)
     print(f"quality gate passed ({gate}): alias '{CHAMPION}' -> {result.model_version}")
     print(f"exported to {result.export_dir}")
+
+
+def export() -> None:
+    """Export MODEL_URI's registered version to EXPORT_DIR, as training exports a champion.
+
+    Exits with TrainExit's codes: OK, BAD_SETTINGS, TRACKING (no such version, or the
+    registry refused), EXPORT (EXPORT_DIR not writable) or BUG.
+    """
+    from .config import ExportSettings
+
+    try:
+        settings = load(ExportSettings)
+    except ConfigError as error:
+        fail(TrainExit.BAD_SETTINGS, str(error))
+    from mlflow.exceptions import MlflowException
+
+    from .promotion import export_registered
+    from .serve.errors import one_line
+    from .tracking import TrackingError, connect, describe
+
+    try:
+        connect(settings.mlflow_tracking_uri)
+        exported = export_registered(
+            settings.model_uri, settings.export_dir, settings.export_lock_seconds
+        )
+    except TrackingError as error:
+        fail(TrainExit.TRACKING, str(error))
+    except MlflowException as error:  # no such model, alias or version; a refused call
+        where = describe(settings.mlflow_tracking_uri)
+        fail(TrainExit.TRACKING, f"{where}: MODEL_URI={settings.model_uri}: {one_line(error)}")
+    except OSError as error:
+        fail(TrainExit.EXPORT, f"EXPORT_DIR={settings.export_dir}: {error}")
+    except Exception as error:
+        fail_on_bug(error)
+    print(f"{settings.model_uri} is {exported.model_name} version {exported.version}")
+    if exported.onnx_note:
+        print(f"served by scikit-learn, not ONNX: {exported.onnx_note}")
+    print(f"exported to {exported.path} (run {exported.run_id})")
 
 
 def serve() -> None:

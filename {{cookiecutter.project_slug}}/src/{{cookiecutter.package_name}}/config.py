@@ -9,6 +9,7 @@ naming the variable, the value and what would be right.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -147,6 +148,30 @@ class TrainSettings(_Settings):
         if any(c in name for c in "/:") or name.strip(" .") == "" or name.startswith(".."):
             raise ValueError("a registered model name cannot contain '/' or ':', nor be dots")
         return name
+
+
+# A registered version: by alias (models:/<name>@champion) or by number (models:/<name>/3).
+REGISTERED_URI = re.compile(r"models:/(?P<name>[^/@:]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")
+_TRAIN_FIELDS = TrainSettings.model_fields
+
+
+class ExportSettings(_Settings):
+    """What the `-export` entry point reads: a registered version, and where to export it as
+    training does (tracking store, EXPORT_DIR and its lock as in TrainSettings)."""
+
+    model_uri: str
+    mlflow_tracking_uri: str = Field(
+        default=_TRAIN_FIELDS["mlflow_tracking_uri"].default, min_length=1
+    )
+    export_dir: Path = _TRAIN_FIELDS["export_dir"].default
+    export_lock_seconds: float = Field(default=_TRAIN_FIELDS["export_lock_seconds"].default, gt=0)
+
+    @field_validator("model_uri")
+    @classmethod
+    def _registered(cls, uri: str) -> str:
+        if REGISTERED_URI.fullmatch(uri) is None:
+            raise ValueError("a registered version: models:/<name>@<alias> or models:/<name>/<n>")
+        return uri
 
 
 class ServeSettings(_Settings):

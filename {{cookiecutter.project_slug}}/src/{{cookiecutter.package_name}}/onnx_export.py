@@ -24,6 +24,7 @@ import mlflow
 import mlflow.onnx
 import numpy as np
 import pandas as pd
+import skops.io
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -81,6 +82,41 @@ def attach(pipeline: Pipeline, holdout: pd.DataFrame, logged: Any) -> str | None
         client.log_model_artifacts(logged.model_id, str(staged))
     mlflow.set_tag(CONVERSION_TAG, "verified")
     return None
+
+
+def reverify(folder: Path) -> str | None:
+    """Check the ONNX twin in a downloaded model `folder` against its scikit-learn model, as
+    `convert` did at training: both predict the recorded reference rows here, in this
+    environment, and must agree. If not, the MLmodel stops naming the twin (scikit-learn
+    serves the model, as for a model that never converted) and the reason is returned.
+    """
+    mlmodel = Model.load(str(folder / "MLmodel"))
+    metadata = dict(mlmodel.metadata or {})
+    spec = metadata.pop(ONNX_METADATA, None)
+    if not spec:
+        return None  # no twin: scikit-learn serves it, as training decided
+    reason = _twin_disagreement(folder, mlmodel, spec)
+    if reason is not None:
+        mlmodel.metadata = metadata
+        mlmodel.save(str(folder / "MLmodel"))
+    return reason
+
+
+def _twin_disagreement(folder: Path, mlmodel: Model, spec: dict[str, str]) -> str | None:
+    try:
+        recorded = Reference.from_json((folder / spec["reference"]).read_text())
+        flavor = mlmodel.flavors["sklearn"]
+        pipeline = skops.io.load(
+            folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or None
+        )
+        names = [column.name for column in mlmodel.signature.inputs.inputs]
+        rows = pd.DataFrame(np.asarray(recorded.inputs, dtype=np.float64), columns=names)
+        fresh = _reference(pipeline, rows, recorded.classes is not None)
+        predictor = OnnxPredictor((folder / spec["model"]).read_bytes(), fresh.classes)
+    except Exception as error:  # unreadable files, a model skops or onnxruntime refuses
+        return f"the ONNX twin cannot be checked ({_first_line(error)})"
+    reason = disagreement(predictor, fresh)
+    return None if reason is None else f"on its reference rows, {reason}"
 
 
 def convert(pipeline: Pipeline, holdout: pd.DataFrame) -> tuple[Any, Reference]:

@@ -4,13 +4,14 @@ Trainings may run at once. Fitting and logging run side by side; exporting and m
 happen under EXPORT_DIR's lock (exports.locked), and right before each, the alias is read again:
 if another training moved it meanwhile, the version is gated again against the new champion.
 The alias moves only after the export: it never points at a version that serving does not have.
+`export_registered` exports a version straight from the registry (a build from `models:/...`).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,11 +24,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 
-from . import data, evaluate, exports
-from .config import TrainSettings
+from . import data, evaluate, exports, onnx_export
+from .config import REGISTERED_URI, TrainSettings
 from .serve.errors import one_line
+from .tracking import public_uri
 
 CHAMPION = "champion"
+REGISTRY_URI_METADATA = "registry_uri"  # MLmodel metadata key of an export
 # Gating again when the alias moved, at most this often in a row: trainings finish in seconds,
 # so an alias that keeps moving is a loop somewhere, not a queue.
 MAX_REGATES = 5
@@ -209,17 +212,59 @@ def export(
     run_id: str,
     export_dir: Path,
     lock_seconds: float = TrainSettings.model_fields["export_lock_seconds"].default,
+    check: Callable[[Path], object] = lambda folder: None,
 ) -> Path:
     """Copy registered `version` to `export_dir` as a self-contained MLflow model folder.
 
     The MLmodel `metadata` names the version, so the server can report what it serves.
+    `check` may look at (and amend) the downloaded folder before it is published.
     `export_dir` becomes a symlink swapped in one rename (see exports): a reader sees the old
     export or the new one, never none or half of one.
     """
+
+    def fill(folder: Path) -> None:
+        _download(model_name, version, run_id, folder)
+        check(folder)
+
     with exports.locked(export_dir, lock_seconds):
-        download = partial(_download, model_name, version, run_id)
-        exports.publish(exports.stage(export_dir, version, download), export_dir)
+        exports.publish(exports.stage(export_dir, version, fill), export_dir)
     return exports.Layout.of(export_dir).link
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The registered version `export_registered` exported, and where."""
+
+    model_name: str
+    version: str
+    run_id: str
+    path: Path
+    onnx_note: str | None  # why its ONNX twin is not served (scikit-learn is), or None
+
+
+def export_registered(uri: str, export_dir: Path, lock_seconds: float) -> Exported:
+    """Export the version `uri` names (config.REGISTERED_URI) to `export_dir` as training
+    does, its ONNX twin verified again here (onnx_export.reverify) as training verified it.
+
+    Raises MlflowException if the registry has no such version, OSError if writing fails.
+    """
+    found = REGISTERED_URI.fullmatch(uri)
+    if found is None:
+        raise ValueError(f"MODEL_URI={uri!r} names no registered version")
+    client, name = MlflowClient(), found["name"]
+    registered = (
+        client.get_model_version_by_alias(name, found["alias"])
+        if found["alias"]
+        else client.get_model_version(name, found["version"])
+    )
+    version, run_id = str(registered.version), str(registered.run_id)
+    notes: list[str | None] = []
+
+    def check(folder: Path) -> None:
+        notes.append(onnx_export.reverify(folder))
+
+    path = export(name, version, run_id, export_dir, lock_seconds, check=check)
+    return Exported(name, version, run_id, path, notes[-1] if notes else None)
 
 
 def _download(model_name: str, version: str, run_id: str, folder: Path) -> None:
@@ -233,5 +278,7 @@ def _download(model_name: str, version: str, run_id: str, folder: Path) -> None:
         "model_name": model_name,
         "model_version": version,
         "run_id": run_id,
+        # The registry the version number belongs to, without credentials (an image label).
+        REGISTRY_URI_METADATA: public_uri(mlflow.get_registry_uri()),
     }
     mlmodel.save(str(folder / "MLmodel"))

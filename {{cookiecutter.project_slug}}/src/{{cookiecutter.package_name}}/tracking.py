@@ -11,7 +11,7 @@ import os
 import ssl
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -29,6 +29,10 @@ RETRY_DEFAULTS = {
 # One try at MLflow's /health, which needs no database: a live server answers in milliseconds,
 # but the first API call of a fresh server on a busy machine can take several seconds.
 PROBE_SECONDS = 10
+# MLflow's own credential variables, which its client sends with every call.
+CREDENTIALS = (
+    "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+)
 
 
 class TrackingError(RuntimeError):
@@ -52,7 +56,19 @@ def connect(uri: str) -> None:
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
     except Exception as error:  # unknown scheme, unreadable store, refused call: all one cause
-        raise TrackingError(f"{describe(uri)} is not usable: {one_line(error)}") from None
+        text = one_line(error)
+        if any(f"error code {code}" in text for code in (401, 403)):
+            text += f" ({CREDENTIALS})"
+        raise TrackingError(f"{describe(uri)} is not usable: {text}") from None
+
+
+def public_uri(uri: str) -> str:
+    """`uri` with no user, password, query or fragment: what an image label may say."""
+    parts = urlsplit(uri)
+    if not parts.netloc:  # sqlite:///mlflow.db, databricks, a path: nothing secret in them
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def describe(uri: str) -> str:

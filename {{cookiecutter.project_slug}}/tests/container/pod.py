@@ -54,7 +54,7 @@ def quantity(value: str | int) -> float:
 
 def environment(container: Doc, docs: list[Doc]) -> dict[str, str]:
     """envFrom ConfigMaps first, then literal env entries, as the kubelet builds them."""
-    maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
     env = {}
     for source in container.get("envFrom", []):
         env.update(maps[source["configMapRef"]["name"]])

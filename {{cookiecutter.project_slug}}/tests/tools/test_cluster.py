@@ -1,5 +1,6 @@
-"""tools/cluster.py without a cluster: Job outcomes, a port-forward that cannot start, and
-connection errors, each reported as one line (the deploy itself runs on kind in CI)."""
+"""tools/cluster.py without a cluster: what deploy applies, Job outcomes, a port-forward that
+cannot start, and connection errors, each reported as one line (the deploy itself runs on kind
+in CI)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 import tools.cluster
+from tools.project import ROOT, names
 
 from ..waiting import free_port
 
@@ -95,3 +98,37 @@ def test_cpu_utilization_waits_for_a_measurement(cluster: ModuleType) -> None:
     assert cluster.cpu_utilization(hpa(unknown)) is None
     assert cluster.cpu_utilization(hpa(unknown, measured)) == 134
     assert cluster.replicas(hpa(measured)) == 3
+
+
+def test_deploy_renders_the_overlay_with_the_given_refs_and_pull_secret(
+    cluster: ModuleType, kind_overlay: list[dict[str, Any]]
+) -> None:
+    """What `deploy --pull-secret` applies, rendered by kubectl: every pod runs the refs given,
+    by digest or tag, and every ServiceAccount pulls with the registry credentials."""
+    serve, train = names().image, names().train_image
+    refs = {serve: f"ghcr.io/team/{serve}@sha256:{'0' * 64}", train: f"{train}:sha-0123abc"}
+    overlay = cluster.write_kustomization(refs, True, ROOT / "k8s" / "overlays" / "kind")
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in {"Deployment", "Job"}]
+    assert {c["image"] for pod in pods for c in pod["containers"]} == set(refs.values())
+    accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert len(accounts) == len({pod["serviceAccountName"] for pod in pods})
+    for account in accounts:
+        assert account["imagePullSecrets"] == [{"name": cluster.PULL_SECRET}]
+
+
+def test_an_image_needs_name_and_a_tag_or_digest(cluster: ModuleType) -> None:
+    assert cluster.parse_images(["a=b:1", "c=d@sha256:e"]) == {"a": "b:1", "c": "d@sha256:e"}
+    for pair in ("a", "=b:1", "a="):
+        with pytest.raises(cluster.ClusterError, match="is not NAME=REF"):
+            cluster.parse_images([pair])
+    assert cluster.image_entry("a", "localhost:5000/b:1") == {
+        "name": "a",
+        "newName": "localhost:5000/b",
+        "newTag": "1",
+    }
+    with pytest.raises(cluster.ClusterError, match="implicit :latest"):
+        cluster.image_entry("a", "localhost:5000/b")

@@ -16,7 +16,11 @@ def test_model_labels_come_from_the_exported_mlmodel(tmp_path: Path) -> None:
     mlmodel = {
         "artifact_path": "model",
         "run_id": "0123456789abcdef0123456789abcdef",
-        "metadata": {"model_name": "a: name", "model_version": 7},
+        "metadata": {
+            "model_name": "a: name",
+            "model_version": 7,
+            "registry_uri": "https://mlflow.example.com",
+        },
         "flavors": {"python_function": {"loader_module": "mlflow.sklearn"}},
     }
     (tmp_path / "MLmodel").write_text(yaml.safe_dump(mlmodel))
@@ -24,6 +28,7 @@ def test_model_labels_come_from_the_exported_mlmodel(tmp_path: Path) -> None:
         "MODEL_NAME": "a: name",
         "MODEL_VERSION": "7",
         "MODEL_RUN_ID": "0123456789abcdef0123456789abcdef",
+        "MODEL_REGISTRY_URI": "https://mlflow.example.com",
     }
 
 
@@ -54,9 +59,12 @@ def test_the_runtime_build_argument_follows_the_exported_model(
     tmp_path: Path, exported_model: Path
 ) -> None:
     # Imported here: a top-level import would sort differently with each package name.
+    from {{ cookiecutter.package_name }}.promotion import REGISTRY_URI_METADATA
     from {{ cookiecutter.package_name }}.serve.loading import ONNX_METADATA
 
     assert images.ONNX_METADATA == ONNX_METADATA
+    assert images.REGISTRY_URI_METADATA == REGISTRY_URI_METADATA
+    assert images.model_labels(exported_model)["MODEL_REGISTRY_URI"].startswith("sqlite:///")
     # The default model converts and verifies: its image installs onnxruntime, not sklearn.
     assert images.model_runtime(exported_model) == "onnx"
     mlmodel = yaml.safe_load((exported_model / "MLmodel").read_text())

@@ -1,10 +1,10 @@
-"""Each manifest rule passes on the rendered kind overlay and fails on a copy that breaks it."""
+"""Each rule passes on the rendered kind overlay and on delivery.yml, and fails on a copy that
+breaks it, with one line naming what and where."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from tools import manifest_rules
-from tools.manifest_rules import PROJECT_RULES, RENDERED_RULES, Doc, check_delivery_order
+from tools.manifest_rules import SERVING_RULES, Doc, check_delivery_order, check_rendered
 from tools.project import ROOT, names
 
-Break = Callable[[list[Doc]], None]
+WORKFLOW = ROOT / ".github" / "workflows" / "delivery.yml"
 
 
 def serving(docs: list[Doc]) -> Doc:
@@ -25,103 +25,128 @@ def serving(docs: list[Doc]) -> Doc:
     return deployment
 
 
-def container(docs: list[Doc]) -> Doc:
-    found: Doc = serving(docs)["spec"]["template"]["spec"]["containers"][0]
+def pod(docs: list[Doc]) -> Doc:
+    found: Doc = serving(docs)["spec"]["template"]["spec"]
     return found
 
 
-def drop(docs: list[Doc], kind: str) -> None:
-    docs[:] = [d for d in docs if d["kind"] != kind]
+def settings(docs: list[Doc]) -> dict[str, str]:
+    [config] = [d for d in docs if d["kind"] == "ConfigMap" and "DRAIN_SECONDS" in d["data"]]
+    found: dict[str, str] = config["data"]
+    return found
 
 
-def set_path(doc: Doc, path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for key in parents:
-        doc = doc[key]
-    doc[last] = value
-
-
-SERVING = "spec.template.spec"
-BREAKS: dict[str, Break] = {
-    "image pins": lambda docs: container(docs).update(image="x:latest"),
-    "pod labels": lambda docs: serving(docs)["spec"]["template"]["metadata"]["labels"].pop(
-        manifest_rules.PART_OF
+# Each rule, and ways to break it; the problem each break must produce.
+BREAKS: list[tuple[str, Callable[[list[Doc]], Any], str]] = [
+    (
+        "probes hit the server's routes",
+        lambda docs: pod(docs)["containers"][0]["readinessProbe"]["httpGet"].update(path="/"),
+        "readinessProbe path is '/', want '/readyz'",
     ),
-    "namespace": lambda docs: set_path(serving(docs), "metadata.namespace", "default"),
-    "one serving Deployment": lambda docs: docs.append(copy.deepcopy(serving(docs))),
-    "rollout": lambda docs: set_path(serving(docs), "spec.replicas", 3),
-    "probes": lambda docs: container(docs).pop("readinessProbe"),
-    "shutdown": lambda docs: set_path(serving(docs), f"{SERVING}.terminationGracePeriodSeconds", 1),
-    "spread": lambda docs: serving(docs)["spec"]["template"]["spec"].pop(
-        "topologySpreadConstraints"
+    (
+        "the drain fits the grace period",
+        lambda docs: settings(docs).update(DRAIN_SECONDS="40"),
+        "terminationGracePeriodSeconds 30 must exceed preStop 5s + DRAIN_SECONDS 40s",
     ),
-    "resources": lambda docs: container(docs)["resources"].pop("limits"),
-    "disruption budget": lambda docs: drop(docs, "PodDisruptionBudget"),
-    "autoscaler": lambda docs: drop(docs, "HorizontalPodAutoscaler"),
-    "network policy": lambda docs: drop(docs, "NetworkPolicy"),
-    "pod security": lambda docs: next(d for d in docs if d["kind"] == "Namespace")["metadata"][
-        "labels"
-    ].update({manifest_rules.ENFORCE_VERSION: "latest"}),
-}
+    (
+        "the drain fits the grace period",
+        lambda docs: pod(docs)["containers"][0].pop("lifecycle"),
+        "preStop sleep is 0s, want 1..30s",
+    ),
+    (
+        "the autoscaler owns the replicas",
+        lambda docs: serving(docs)["spec"].update(replicas=3),
+        "spec.replicas=3 fights the autoscaler",
+    ),
+    (
+        "the autoscaler owns the replicas",
+        lambda docs: serving(docs)["spec"]["strategy"]["rollingUpdate"].pop("maxUnavailable"),
+        "want RollingUpdate with maxUnavailable 0",
+    ),
+    (
+        "the autoscaler owns the replicas",
+        lambda docs: docs.remove(next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")),
+        "0 HorizontalPodAutoscalers target it, want 1",
+    ),
+]
 
 
 def test_every_rule_has_a_break() -> None:
-    assert set(BREAKS) == set(RENDERED_RULES)
+    assert {rule for rule, _, _ in BREAKS} == set(SERVING_RULES)
 
 
-@pytest.mark.parametrize("rule", list(RENDERED_RULES))
+@pytest.mark.parametrize(("rule", "breaks", "wanted"), BREAKS)
 def test_rule_passes_on_the_kind_overlay_and_fails_on_its_break(
-    rule: str, kind_overlay: list[Doc]
+    rule: str, breaks: Callable[[list[Doc]], Any], wanted: str, kind_overlay: list[Doc]
 ) -> None:
-    check = RENDERED_RULES[rule]
-    assert check(kind_overlay) == []
+    check = SERVING_RULES[rule]
+    assert check(serving(kind_overlay), kind_overlay) == []
     broken = copy.deepcopy(kind_overlay)
-    BREAKS[rule](broken)
-    [problem] = check(broken)
-    assert problem  # one line naming what and where
+    breaks(broken)
+    [problem] = check(serving(broken), broken)
+    assert wanted in problem
 
 
-def test_project_rules_pass_on_the_project() -> None:
-    for what, rule in PROJECT_RULES.items():
-        assert rule() == [], what
+def test_an_overlay_without_the_serving_deployment_fails_once(kind_overlay: list[Doc]) -> None:
+    others = [d for d in kind_overlay if d["kind"] != "Deployment"]
+    assert check_rendered(others) == [f"Deployment/{names().deployment}: found 0, want exactly 1"]
 
 
-def test_names_rule_catches_a_name_set_in_one_place_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    moved = replace(names(), namespace="elsewhere")
-    monkeypatch.setattr(manifest_rules, "names", lambda: moved)
-    [problem] = manifest_rules.check_names_agree()
-    assert problem.startswith("namespace differs: [tool.mlops] namespace='elsewhere'")
+def delivery() -> Doc:
+    workflow: Doc = yaml.safe_load(WORKFLOW.read_text())
+    return workflow
 
 
-def test_kubectl_rule_catches_another_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(manifest_rules, "workflow_env", lambda: {"KUBECTL_VERSION": "v1.0.0"})
-    [problem] = manifest_rules.check_kubectl_version()
-    assert "KUBECTL_VERSION is 'v1.0.0'" in problem
+def publish_waits_for_train(jobs: Doc) -> None:
+    jobs["publish"]["needs"] = "train"
 
 
-def test_delivery_rule_catches_a_push_before_the_gate() -> None:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "delivery.yml").read_text())
-    workflow["jobs"]["publish"]["needs"] = "train"
-    problems = check_delivery_order(workflow)
-    assert any(p.startswith("delivery.yml job publish: pushes") for p in problems)
+def build_pushes(jobs: Doc) -> None:
+    [build] = [s for s in jobs["build-and-scan"]["steps"] if "build-push" in s.get("uses", "")]
+    build["with"]["push"] = True
 
 
-def test_the_command_reports_each_overlay_and_the_project(
+def train_may_write_packages(jobs: Doc) -> None:
+    jobs["train"]["permissions"]["packages"] = "write"
+
+
+def gate_never_fails(jobs: Doc) -> None:
+    for step in jobs["build-and-scan"]["steps"]:
+        if "trivy-action" in step.get("uses", ""):
+            step["with"]["exit-code"] = "0"
+
+
+@pytest.mark.parametrize(
+    ("breaks", "wanted"),
+    [
+        (publish_waits_for_train, "job publish: pushes, signs or attests without waiting"),
+        (build_pushes, "job build-and-scan: pushes, signs or attests without waiting"),
+        (train_may_write_packages, "job train: runs third-party code and holds ['packages']"),
+        (gate_never_fails, "delivery.yml: no job runs a trivy gate"),
+    ],
+)
+def test_delivery_rule_passes_on_delivery_yml_and_fails_on_a_push_before_the_gate(
+    breaks: Callable[[Doc], None], wanted: str
+) -> None:
+    assert check_delivery_order(delivery()) == []
+    workflow = delivery()
+    breaks(workflow["jobs"])
+    assert any(wanted in problem for problem in check_delivery_order(workflow))
+
+
+def test_the_command_reports_each_overlay_and_the_workflow(
     kind_overlay: list[Doc], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text(yaml.safe_dump_all(kind_overlay))
     broken = copy.deepcopy(kind_overlay)
-    BREAKS["rollout"](broken)
+    serving(broken)["spec"]["replicas"] = 3
     bad.write_text(yaml.safe_dump_all(broken))
-    assert manifest_rules.main(["rendered", str(good)]) == 0
-    assert f"ok: {good} serving rules" in capsys.readouterr().out
-    assert manifest_rules.main(["rendered", str(bad)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"FAIL Deployment/{names().deployment}: ")
-    assert "spec.replicas" in err
-    assert manifest_rules.run_rules([], [str(good)]) == 0
-    assert manifest_rules.main(["project"]) == 0
-    assert manifest_rules.main(["kubernetes-version"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == manifest_rules.kubernetes_version()
-    assert manifest_rules.main([]) == 2
+    assert manifest_rules.main([str(good)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok: {good}: probes hit the server's routes" in out
+    assert "ok: delivery.yml pushes only after the scan gate" in out
+    assert manifest_rules.main([str(bad)]) == 1
+    assert capsys.readouterr().err == (
+        f"FAIL Deployment/{names().deployment}: spec.replicas=3 fights the autoscaler\n"
+    )

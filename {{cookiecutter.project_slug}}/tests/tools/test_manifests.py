@@ -23,6 +23,12 @@ def test_every_source_renders(kind_overlay: list[dict[str, object]]) -> None:
         assert (ROOT / render(source)).stat().st_size > 0
 
 
+def test_schemas_are_the_kind_nodes_kubernetes_version() -> None:
+    nodes = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())["nodes"]
+    version = manifests.kubernetes_version()
+    assert all(node["image"].startswith(f"kindest/node:v{version}@sha256:") for node in nodes)
+
+
 def test_scanners_see_both_dockerfiles_every_workflow_and_the_rendered_tree() -> None:
     commands = [" ".join(command) for command in scanners()]
     assert WORKFLOWS
