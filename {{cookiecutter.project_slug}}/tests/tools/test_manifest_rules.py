@@ -31,9 +31,10 @@ def pod(docs: list[Doc]) -> Doc:
 
 
 def settings(docs: list[Doc]) -> dict[str, str]:
-    [config] = [d for d in docs if d["kind"] == "ConfigMap" and "DRAIN_SECONDS" in d["data"]]
-    found: dict[str, str] = config["data"]
-    return found
+    # The training settings' ConfigMap may be empty (no `data`).
+    maps: list[dict[str, str]] = [d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"]
+    [config] = [data for data in maps if "DRAIN_SECONDS" in data]
+    return config
 
 
 # Each rule, and ways to break it; the problem each break must produce.
