@@ -9,6 +9,8 @@ port published on a free loopback port, emptyDir as tmpfs.
 from __future__ import annotations
 
 import dataclasses
+import json
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +95,19 @@ class Server:
     def logs(self) -> str:
         """The tail of the container's stdout and stderr."""
         return str(self.container.logs(tail=60).decode(errors="replace"))
+
+    def predict_example(self) -> tuple[list[Any], list[Any]]:
+        """POST the model's own example (from /metadata) to /predict: its rows and the answers."""
+        # S310: loopback URLs of a container this process started.
+        with urllib.request.urlopen(f"{self.url}/metadata", timeout=10) as answer:  # noqa: S310
+            rows: list[Any] = json.load(answer)["example"]["instances"]
+        body = json.dumps({"instances": rows}).encode()
+        request = urllib.request.Request(  # noqa: S310
+            f"{self.url}/predict", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            predictions: list[Any] = json.load(answer)["predictions"]
+        return rows, predictions
 
 
 @contextmanager

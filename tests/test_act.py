@@ -13,9 +13,7 @@ Keyless signing needs GitHub's OIDC and cosign from GitHub's releases: each publ
 
 from __future__ import annotations
 
-import json
 import secrets
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,14 +161,9 @@ def test_the_pushed_digest_serves_predictions(act_run: ActRun, delivery: Outcome
     reference = f"{act_engine.REGISTRY}/{repository}@{digest}"
     spec = serving_pod(act_run.project)
     with ready(engine, reference, spec, name=f"{act_run.run_id}-serve") as server:
-        with urllib.request.urlopen(f"{server.url}/metadata", timeout=10) as answer:  # noqa: S310
-            example = json.load(answer)["example"]
-        body, headers = json.dumps(example).encode(), {"Content-Type": "application/json"}
-        request = urllib.request.Request(f"{server.url}/predict", body, headers)  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-            predictions = json.load(answer)["predictions"]
+        rows, predictions = server.predict_example()
     engine.close()
-    assert len(predictions) == len(example["instances"])
+    assert len(predictions) == len(rows)
 
 
 def test_the_generated_act_session_lists_both_workflows(act_run: ActRun) -> None:

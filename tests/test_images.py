@@ -113,14 +113,8 @@ def test_serving_image_runs_as_its_deployment_under_the_strict_reading(
         assert (host["ReadonlyRootfs"], host["CapDrop"]) == (True, ["ALL"])
         assert host["SecurityOpt"] == ["no-new-privileges"]
         assert attrs["Config"]["User"] == spec.user == "10001:10001"
-        # S310: loopback URLs of the container this test started.
-        with urllib.request.urlopen(f"{server.url}/metadata", timeout=10) as answer:  # noqa: S310
-            example = json.load(answer)["example"]
-        body, headers = json.dumps(example).encode(), {"Content-Type": "application/json"}
-        request = urllib.request.Request(f"{server.url}/predict", body, headers)  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-            predictions = json.load(answer)["predictions"]
-        assert len(predictions) == len(example["instances"])
+        rows, predictions = server.predict_example()
+        assert len(predictions) == len(rows)
     engine.close()
 
 
