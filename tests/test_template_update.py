@@ -138,7 +138,9 @@ def test_cruft_project_takes_a_template_update_and_still_passes_nox(tmp_path: Pa
     assert cruft(project, "check").returncode == 0
 
     commit(project, "Update from the template")
-    run(["nox", "--non-interactive"], project, timeout=2400)  # the project's default sessions
+    # The updated noxfile still loads and the project lints, type-checks and trains. Its test
+    # suite is left to test_readme, which runs it on these same files (a CI-time budget).
+    run(["nox", "--non-interactive", "-s", "lint", "typecheck", "train"], project, timeout=2400)
 
 
 @pytest.mark.e2e
