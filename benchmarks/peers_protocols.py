@@ -1,0 +1,94 @@
+"""What each server of benchmarks/peers.py is sent and answers, for the same rows: the bake's
+`/predict` records, the Open Inference Protocol (KServe V2) as one [N, F] tensor or as one
+tensor per column (MLServer's pandas codec), BentoML's JSON API; the labels read back from each
+answer, and whether two servers' labels agree. Pure: tests/test_peers.py covers it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Rows = Sequence[Sequence[Any]]
+V2_MODEL = "model"  # the name the peers' MLServer model repositories give the model
+V2_INFER = f"/v2/models/{V2_MODEL}/infer"
+
+
+def instances(columns: Sequence[str], rows: Rows) -> bytes:
+    """The bake's /predict body (BentoML's service takes the same): one record per row."""
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    return json.dumps({"instances": records}).encode()
+
+
+def v2_tensor(columns: Sequence[str], rows: Rows, name: str = "X") -> bytes:
+    """One [N, F] FP64 tensor, features in `columns` order, row-major."""
+    data = [value for row in rows for value in row]
+    tensor = {"name": name, "shape": [len(rows), len(columns)], "datatype": "FP64", "data": data}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def v2_columns(columns: Sequence[str], rows: Rows, pandas: bool = True) -> bytes:
+    """One [N] FP64 tensor per column; `pandas` asks MLServer to decode them as a DataFrame
+    (its scikit-learn runtime hands the pipeline named columns only so)."""
+    inputs = [
+        {"name": column, "shape": [len(rows)], "datatype": "FP64", "data": [r[i] for r in rows]}
+        for i, column in enumerate(columns)
+    ]
+    body: dict[str, Any] = {"inputs": inputs}
+    if pandas:
+        body["parameters"] = {"content_type": "pd"}
+    return json.dumps(body).encode()
+
+
+def v2_body_for(metadata: dict[str, Any]) -> Callable[[Sequence[str], Rows], bytes]:
+    """The V2 body a server's model metadata (`GET /v2/models/{name}`) asks for: one 2-D
+    tensor under its name, or else one tensor per feature."""
+    inputs = metadata.get("inputs") or []
+    if len(inputs) == 1 and len(inputs[0].get("shape", [])) == 2:
+        name = str(inputs[0]["name"])
+        return lambda columns, rows: v2_tensor(columns, rows, name)
+    return lambda columns, rows: v2_columns(columns, rows, pandas=False)
+
+
+def predictions(answer: Any) -> list[Any]:
+    """Labels from the bake's /predict answer."""
+    return list(answer["predictions"])
+
+
+def v2_predict(answer: Any) -> list[Any]:
+    """Labels from a V2 answer: the `predict` output (else the first), flattened."""
+    outputs = answer["outputs"]
+    chosen = next((o for o in outputs if o["name"] == "predict"), outputs[0])
+    return list(chosen["data"])
+
+
+def plain(answer: Any) -> list[Any]:
+    """Labels from an answer that is the list itself (the BentoML service's)."""
+    return list(answer)
+
+
+def disagreement(ours: Sequence[Any], theirs: Sequence[Any]) -> str | None:
+    """Why two servers' labels for the same rows differ, or None when they agree (numbers
+    within a relative 1e-6: regressors' float sums differ by runtime, labels never)."""
+    if len(ours) != len(theirs):
+        return f"{len(theirs)} answers for {len(ours)} rows"
+    for row, (mine, other) in enumerate(zip(ours, theirs, strict=True)):
+        numbers = all(isinstance(v, int | float) for v in (mine, other))
+        if not (math.isclose(mine, other, rel_tol=1e-6) if numbers else mine == other):
+            return f"row {row}: ours {mine!r}, theirs {other!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A server in the comparison and how to talk to it."""
+
+    name: str  # "mlserver-onnx"
+    protocol: str  # "V2 tensor", shown in the table
+    path: str
+    body: Callable[[Sequence[str], Rows], bytes]
+    labels: Callable[[Any], list[Any]]
+    peer: bool = True  # False for ours and the ceiling: no ours/this ratio
