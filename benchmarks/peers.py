@@ -45,7 +45,9 @@ WARM_UP_SECONDS = 2
 Figures = dict[str, dict[Setting, Result]]
 
 OURS = Contender("ours", "/predict", "/predict", protocols.instances, protocols.predictions, False)
-CEILING = Contender("ceiling", "any", "/predict", protocols.instances, protocols.plain, False)
+CEILING = Contender(
+    "ceiling", "/predict body", "/predict", protocols.instances, protocols.plain, False
+)
 PEERS = (
     Contender(
         "mlserver-sklearn",
