@@ -96,21 +96,29 @@ def ours_v2(base: str) -> Contender | None:
     return Contender("ours-v2", "V2", path, body, protocols.v2_predict, False)
 
 
+def answer(contender: Contender, base: str, columns: list[str], rows: list[Any]) -> list[Any] | str:
+    """The labels a server gives the rows, or why it gave none."""
+    try:
+        return contender.labels(request(base + contender.path, contender.body(columns, rows)))
+    except (OSError, RuntimeError, LookupError, TypeError, ValueError) as error:
+        return f"no answer ({error})"
+
+
 def disagreements(
     bases: dict[str, str], contenders: Sequence[Contender], columns: list[str], rows: list[Any]
 ) -> list[str]:
-    """Each server that answers the rows with labels other than ours: why."""
+    """Each server that answers the rows with labels other than ours, or none: why."""
     answers = {
-        c.name: c.labels(request(bases[c.name] + c.path, c.body(columns, rows)))
-        for c in contenders
-        if c is not CEILING
+        c.name: answer(c, bases[c.name], columns, rows) for c in contenders if c is not CEILING
     }
-    found = [
-        f"{name}: {why}"
-        for name, labels in answers.items()
-        if (why := protocols.disagreement(answers[OURS.name], labels)) is not None
+    ours = answers.pop(OURS.name)
+    if isinstance(ours, str):
+        return [f"{OURS.name}: {ours}"]
+    return [
+        f"{name}: {theirs if isinstance(theirs, str) else why}"
+        for name, theirs in answers.items()
+        if isinstance(theirs, str) or (why := protocols.disagreement(ours, theirs)) is not None
     ]
-    return found
 
 
 def measure(

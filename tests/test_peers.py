@@ -158,3 +158,12 @@ def test_missing_model_says_to_train_first(
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     assert peers.main(["--project", str(tmp_path)]) == 2
     assert "nox -s train" in capsys.readouterr().err
+
+
+def test_a_server_that_does_not_answer_is_named_before_any_timing() -> None:
+    nobody = f"http://127.0.0.1:{peers.servers.free_port()}"  # nothing listens there
+    problems = peers.disagreements(
+        {"ours": nobody, "bentoml": nobody}, [peers.OURS, peers.PEERS[2]], COLUMNS, ROWS
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("ours: no answer (<urlopen error")
