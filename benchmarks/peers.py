@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +47,33 @@ Figures = dict[str, dict[Setting, Result]]
 
 OURS = Contender("ours", "/predict", "/predict", protocols.instances, protocols.predictions, False)
 CEILING = Contender(
-    "ceiling", "/predict body", "/predict", protocols.instances, protocols.plain, False
+    "ceiling", "/predict body", "/predict", protocols.instances, protocols.predictions, False
 )
-PEERS = (
-    Contender(
-        "mlserver-sklearn",
-        "V2 columns (pd)",
-        protocols.V2_INFER,
-        protocols.v2_columns,
-        protocols.v2_predict,
-    ),
-    Contender(
-        "mlserver-onnx", "V2 tensor", protocols.V2_INFER, protocols.v2_tensor, protocols.v2_predict
-    ),
-    Contender("bentoml", "JSON instances", "/predict", protocols.instances, protocols.plain),
-)
+
+
+def peer_contenders(classifier: bool) -> tuple[Contender, ...]:
+    """The peers, each answering what ours answers: labels and, for a classifier, the
+    probabilities (MLServer's scikit-learn runtime is asked for both; the others give both)."""
+    outputs = ("predict", "predict_proba") if classifier else ()
+    return (
+        Contender(
+            "mlserver-sklearn",
+            "V2 columns (pd)",
+            protocols.V2_INFER,
+            partial(protocols.v2_columns, outputs=outputs),
+            protocols.v2_predict,
+        ),
+        Contender(
+            "mlserver-onnx",
+            "V2 tensor",
+            protocols.V2_INFER,
+            protocols.v2_tensor,
+            protocols.v2_predict,
+        ),
+        Contender(
+            "bentoml", "JSON instances", "/predict", protocols.instances, protocols.predictions
+        ),
+    )
 
 
 def check_rows(model_dir: Path) -> tuple[list[str], list[list[Any]]]:
@@ -84,9 +97,8 @@ def request(url: str, body: bytes | None = None) -> Any:
         raise RuntimeError(f"{url}: {error.code} {error.read()[:500]!r}") from None
 
 
-def ours_v2(base: str) -> Contender | None:
+def ours_v2(base: str, name: str) -> Contender | None:
     """Ours over V2, when the bake serves `GET /v2/models/{name}` (a body of its own shape)."""
-    name = request(base + "/metadata")["model_name"]
     try:
         metadata = request(f"{base}/v2/models/{name}")
     except (RuntimeError, urllib.error.URLError):
@@ -184,10 +196,12 @@ def compare(project: Path, bake_bin: Path, peers_bin: Path, args: Any) -> int:
         for name, server in running.items():
             print(f"cold start {name}: {server.cold_start:.2f} s", flush=True)
         bases = {name: server.base for name, server in running.items()}
-        v2 = ours_v2(bases[OURS.name])
+        metadata = request(bases[OURS.name] + "/metadata")
+        v2 = ours_v2(bases[OURS.name], metadata["model_name"])
         if v2 is not None:
             bases[v2.name] = bases[OURS.name]
-        contenders = [CEILING, OURS, *([v2] if v2 else []), *(p for p in PEERS if p.name in bases)]
+        peers = [p for p in peer_contenders("classes" in metadata) if p.name in bases]
+        contenders = [CEILING, OURS, *([v2] if v2 else []), *peers]
         problems = disagreements(bases, contenders, *check_rows(project / "build" / "model"))
         if problems:
             print("servers disagree with ours on the same rows:", *problems, sep="\n  ")

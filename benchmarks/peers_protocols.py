@@ -30,9 +30,12 @@ def v2_tensor(columns: Sequence[str], rows: Rows, name: str = "X") -> bytes:
     return json.dumps({"inputs": [tensor]}).encode()
 
 
-def v2_columns(columns: Sequence[str], rows: Rows, pandas: bool = True) -> bytes:
+def v2_columns(
+    columns: Sequence[str], rows: Rows, pandas: bool = True, outputs: Sequence[str] = ()
+) -> bytes:
     """One [N] FP64 tensor per column; `pandas` asks MLServer to decode them as a DataFrame
-    (its scikit-learn runtime hands the pipeline named columns only so)."""
+    (its scikit-learn runtime hands the pipeline named columns only so); `outputs` names the
+    outputs asked for (else the server's default)."""
     inputs = [
         {"name": column, "shape": [len(rows)], "datatype": "FP64", "data": [r[i] for r in rows]}
         for i, column in enumerate(columns)
@@ -40,6 +43,8 @@ def v2_columns(columns: Sequence[str], rows: Rows, pandas: bool = True) -> bytes
     body: dict[str, Any] = {"inputs": inputs}
     if pandas:
         body["parameters"] = {"content_type": "pd"}
+    if outputs:
+        body["outputs"] = [{"name": name} for name in outputs]
     return json.dumps(body).encode()
 
 
@@ -54,7 +59,7 @@ def v2_body_for(metadata: dict[str, Any]) -> Callable[[Sequence[str], Rows], byt
 
 
 def predictions(answer: Any) -> list[Any]:
-    """Labels from the bake's /predict answer."""
+    """Labels from the bake's /predict answer (the BentoML service answers the same shape)."""
     return list(answer["predictions"])
 
 
@@ -63,11 +68,6 @@ def v2_predict(answer: Any) -> list[Any]:
     outputs = answer["outputs"]
     chosen = next((o for o in outputs if o["name"] == "predict"), outputs[0])
     return list(chosen["data"])
-
-
-def plain(answer: Any) -> list[Any]:
-    """Labels from an answer that is the list itself (the BentoML service's)."""
-    return list(answer)
 
 
 def disagreement(ours: Sequence[Any], theirs: Sequence[Any]) -> str | None:

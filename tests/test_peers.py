@@ -50,6 +50,19 @@ def test_v2_columns_are_one_tensor_per_feature_decoded_as_a_dataframe_for_mlserv
         {"name": "mean texture", "shape": [2], "datatype": "FP64", "data": [2.0, 4.25]},
     ]
     assert "parameters" not in json.loads(protocols.v2_columns(COLUMNS, ROWS, pandas=False))
+    assert "outputs" not in body  # the server's default: predict
+
+
+def test_every_peer_is_asked_for_what_ours_answers() -> None:
+    """Labels and, from a classifier, probabilities: MLServer's scikit-learn runtime answers
+    only `predict` unless asked; the ONNX runtime and the BentoML service give both."""
+    sklearn = peers.peer_contenders(classifier=True)[0]
+    assert json.loads(sklearn.body(COLUMNS, ROWS))["outputs"] == [
+        {"name": "predict"},
+        {"name": "predict_proba"},
+    ]
+    regressor = peers.peer_contenders(classifier=False)[0]
+    assert "outputs" not in json.loads(regressor.body(COLUMNS, ROWS))
 
 
 def test_our_v2_body_follows_the_models_metadata() -> None:
@@ -72,7 +85,6 @@ def test_labels_are_read_from_each_protocols_answer() -> None:
     }
     assert protocols.v2_predict(v2) == [0, 1]
     assert protocols.v2_predict({"outputs": [{"name": "label", "data": [1, 0]}]}) == [1, 0]
-    assert protocols.plain([1, 0]) == [1, 0]
 
 
 def test_disagreement_names_the_first_row_that_differs() -> None:
@@ -128,7 +140,7 @@ def test_the_table_has_every_server_per_load_with_ours_per_peer_ratios() -> None
         "mlserver-onnx": {load: Result(450.0, 4.0, 9.0, 2)},
     }
     ours_v2 = protocols.Contender("ours-v2", "V2", "/v2", protocols.v2_tensor, list, peer=False)
-    contenders = [peers.CEILING, peers.OURS, ours_v2, peers.PEERS[1]]
+    contenders = [peers.CEILING, peers.OURS, ours_v2, peers.peer_contenders(True)[1]]
     rss = {"ceiling": 30.0, "ours": 80.4, "mlserver-onnx": None}
     lines = peers_table.table(contenders, figures, rss, [load])
     assert lines[0].endswith("| ours/this | ours V2/this |")
@@ -139,7 +151,9 @@ def test_the_table_has_every_server_per_load_with_ours_per_peer_ratios() -> None
         "| 100 | 8 | mlserver-onnx | V2 tensor | 450 (2 errors) | 4.00 | 22% | ? | 1.33x | 2.00x |",
     ]
     del figures["ours-v2"]
-    without_v2 = peers_table.table([peers.OURS, peers.PEERS[1]], figures, rss, [load])
+    without_v2 = peers_table.table(
+        [peers.OURS, peers.peer_contenders(True)[1]], figures, rss, [load]
+    )
     assert without_v2[0].endswith("| ours/this |")
     assert without_v2[-1].endswith("| 1.33x |")
 
@@ -163,7 +177,10 @@ def test_missing_model_says_to_train_first(
 def test_a_server_that_does_not_answer_is_named_before_any_timing() -> None:
     nobody = f"http://127.0.0.1:{peers.servers.free_port()}"  # nothing listens there
     problems = peers.disagreements(
-        {"ours": nobody, "bentoml": nobody}, [peers.OURS, peers.PEERS[2]], COLUMNS, ROWS
+        {"ours": nobody, "bentoml": nobody},
+        [peers.OURS, peers.peer_contenders(True)[2]],
+        COLUMNS,
+        ROWS,
     )
     assert len(problems) == 1
     assert problems[0].startswith("ours: no answer (<urlopen error")
