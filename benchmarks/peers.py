@@ -45,9 +45,16 @@ LOADS = (Setting(1, 1), Setting(1, 8), Setting(100, 1), Setting(100, 8))
 WARM_UP_SECONDS = 2
 Figures = dict[str, dict[Setting, Result]]
 
-OURS = Contender("ours", "/predict", "/predict", protocols.instances, protocols.predictions, False)
+OURS = Contender(
+    protocols.OURS, "/predict", "/predict", protocols.instances, protocols.predictions, False
+)
 CEILING = Contender(
-    "ceiling", "/predict body", "/predict", protocols.instances, protocols.predictions, False
+    protocols.CEILING,
+    "/predict body",
+    "/predict",
+    protocols.instances,
+    protocols.predictions,
+    False,
 )
 
 
@@ -105,7 +112,7 @@ def ours_v2(base: str, name: str) -> Contender | None:
         return None
     path = f"/v2/models/{name}/infer"
     body = protocols.v2_body_for(metadata)
-    return Contender("ours-v2", "V2", path, body, protocols.v2_predict, False)
+    return Contender(protocols.OURS_V2, "V2", path, body, protocols.v2_predict, False)
 
 
 def answer(contender: Contender, base: str, columns: list[str], rows: list[Any]) -> list[Any] | str:
@@ -202,11 +209,13 @@ def compare(project: Path, bake_bin: Path, peers_bin: Path, args: Any) -> int:
             bases[v2.name] = bases[OURS.name]
         peers = [p for p in peer_contenders("classes" in metadata) if p.name in bases]
         contenders = [CEILING, OURS, *([v2] if v2 else []), *peers]
-        problems = disagreements(bases, contenders, *check_rows(project / "build" / "model"))
+        columns, rows = check_rows(project / "build" / "model")
+        problems = disagreements(bases, contenders, columns, rows)
         if problems:
-            print("servers disagree with ours on the same rows:", *problems, sep="\n  ")
+            print(f"servers disagree with ours on {len(rows)} rows:", *problems, sep="\n  ")
             return 1
-        print(f"all {len(contenders) - 1} servers agree with ours on the check rows", flush=True)
+        checked = ", ".join(c.name for c in contenders[2:])
+        print(f"{checked}: the same labels as ours on {len(rows)} rows", flush=True)
         figures = measure(bases, contenders, servers.example(bases[OURS.name]), args)
         rss = {name: process_rss_mb(server.pid) for name, server in running.items()}
     print("", *table(contenders, figures, rss, LOADS), sep="\n")

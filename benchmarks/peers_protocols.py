@@ -15,6 +15,7 @@ from typing import Any
 Rows = Sequence[Sequence[Any]]
 V2_MODEL = "model"  # the name the peers' MLServer model repositories give the model
 V2_INFER = f"/v2/models/{V2_MODEL}/infer"
+CEILING, OURS, OURS_V2 = "ceiling", "ours", "ours-v2"  # the servers that are not peers
 
 
 def instances(columns: Sequence[str], rows: Rows) -> bytes:

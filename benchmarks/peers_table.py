@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from peers_protocols import Contender
+from peers_protocols import CEILING, OURS, OURS_V2, Contender
 from wrk import Result, Setting
-
-CEILING, OURS, OURS_V2 = "ceiling", "ours", "ours-v2"
 
 
 def ratio(ours: Result | None, theirs: Result) -> str:
