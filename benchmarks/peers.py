@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -161,6 +162,18 @@ def measure(
     return figures
 
 
+def how_it_ended(pid: int) -> str | None:
+    """How a server's process ended, or None while it runs (another user of a shared machine
+    may end it); it stays waitable for servers.started. None where os.waitid is missing."""
+    waitid = getattr(os, "waitid", None)  # not on macOS
+    info = waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) if waitid else None
+    if info is None:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return f"exited with {info.si_status}"
+    return f"was killed by signal {info.si_status}"
+
+
 def specs(
     project: Path, bake_bin: Path, peers_bin: Path, args: Any
 ) -> dict[str, servers.ServerSpec]:
@@ -216,7 +229,14 @@ def compare(project: Path, bake_bin: Path, peers_bin: Path, args: Any) -> int:
             return 1
         checked = ", ".join(c.name for c in contenders[2:])
         print(f"{checked}: the same labels as ours on {len(rows)} rows", flush=True)
-        figures = measure(bases, contenders, servers.example(bases[OURS.name]), args)
+        try:
+            figures = measure(bases, contenders, servers.example(bases[OURS.name]), args)
+        except subprocess.CalledProcessError as error:  # wrk found no server on a port
+            ended = {name: how_it_ended(server.pid) for name, server in running.items()}
+            said = f"{error.stdout or ''}{error.stderr or ''}".strip()[-500:]
+            print(f"wrk failed: {said or error}", file=sys.stderr)
+            print(*(f"{n} {how}" for n, how in ended.items() if how), sep="\n", file=sys.stderr)
+            return 1
         rss = {name: process_rss_mb(server.pid) for name, server in running.items()}
     print("", *table(contenders, figures, rss, LOADS), sep="\n")
     return 0

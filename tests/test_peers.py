@@ -5,8 +5,12 @@ themselves run in `python benchmarks/peers.py --project BAKE` (CONTRIBUTING's Be
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +188,31 @@ def test_a_server_that_does_not_answer_is_named_before_any_timing() -> None:
     )
     assert len(problems) == 1
     assert problems[0].startswith("ours: no answer (<urlopen error")
+
+
+def how_they_ended(processes: list[subprocess.Popen[bytes]]) -> dict[int, str | None]:
+    """peers.how_it_ended of each process, once all have ended (or after 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        ended = {process.pid: peers.how_it_ended(process.pid) for process in processes}
+        if None not in ended.values() or time.monotonic() > deadline:
+            return ended
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="os.waitid is Linux's (not macOS's)")
+def test_a_server_that_ended_says_how_and_stays_waitable() -> None:
+    running = subprocess.Popen(["sleep", "30"])
+    exiting = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    try:
+        assert peers.how_it_ended(running.pid) is None
+        running.send_signal(signal.SIGKILL)
+        assert how_they_ended([running, exiting]) == {
+            running.pid: "was killed by signal 9",
+            exiting.pid: "exited with 3",
+        }
+        assert running.wait(timeout=10) == -signal.SIGKILL  # still the caller's to reap
+    finally:
+        running.kill()
+        running.wait()
+        exiting.wait()
