@@ -5,7 +5,8 @@
 Servers, each started as a subprocess on SERVER_CPU with wrk on LOAD_CPU (benchmarks/wrk.py):
 - the bare-ASGI ceiling and ours (the bake's `<package>-serve` on `build/model`), from the
   bake's own `.venv` as benchmarks/ceiling.py starts them; ours is loaded on `/predict` with
-  `instances` records and, when the bake answers `GET /v2/models/{name}`, on its V2 `infer` too;
+  `instances` records and, when the bake answers `GET /v2/models/{name}`, on its V2 `infer` too
+  (one [N, F] tensor, as mlserver-onnx is sent);
 - Seldon MLServer with its scikit-learn runtime (the bake's model dumped as joblib; the rows as
   one V2 tensor per column, decoded as a DataFrame) and with a small onnxruntime runtime
   (peers_runtime.py) on the bake's `model.onnx` (one [N, F] V2 tensor);
@@ -106,14 +107,15 @@ def request(url: str, body: bytes | None = None) -> Any:
 
 
 def ours_v2(base: str, name: str) -> Contender | None:
-    """Ours over V2, when the bake serves `GET /v2/models/{name}` (a body of its own shape)."""
+    """Ours over V2, when the bake serves `GET /v2/models/{name}`: the rows as one [N, F]
+    tensor (a name no feature has), the body mlserver-onnx takes, so the two compare alike."""
     try:
-        metadata = request(f"{base}/v2/models/{name}")
+        request(f"{base}/v2/models/{name}")
     except (RuntimeError, urllib.error.URLError):
         return None
     path = f"/v2/models/{name}/infer"
-    body = protocols.v2_body_for(metadata)
-    return Contender(protocols.OURS_V2, "V2", path, body, protocols.v2_predict, False)
+    tensor = protocols.v2_tensor
+    return Contender(protocols.OURS_V2, "V2 tensor", path, tensor, protocols.v2_predict, False)
 
 
 def answer(contender: Contender, base: str, columns: list[str], rows: list[Any]) -> list[Any] | str:

@@ -15,6 +15,7 @@ from typing import Any
 Rows = Sequence[Sequence[Any]]
 V2_MODEL = "model"  # the name the peers' MLServer model repositories give the model
 V2_INFER = f"/v2/models/{V2_MODEL}/infer"
+V2_BATCH_INPUT = "input-0"  # the [N, F] tensor's name: any name that is not a feature's
 CEILING, OURS, OURS_V2 = "ceiling", "ours", "ours-v2"  # the servers that are not peers
 
 
@@ -24,39 +25,25 @@ def instances(columns: Sequence[str], rows: Rows) -> bytes:
     return json.dumps({"instances": records}).encode()
 
 
-def v2_tensor(columns: Sequence[str], rows: Rows, name: str = "X") -> bytes:
+def v2_tensor(columns: Sequence[str], rows: Rows, name: str = V2_BATCH_INPUT) -> bytes:
     """One [N, F] FP64 tensor, features in `columns` order, row-major."""
     data = [value for row in rows for value in row]
     tensor = {"name": name, "shape": [len(rows), len(columns)], "datatype": "FP64", "data": data}
     return json.dumps({"inputs": [tensor]}).encode()
 
 
-def v2_columns(
-    columns: Sequence[str], rows: Rows, pandas: bool = True, outputs: Sequence[str] = ()
-) -> bytes:
-    """One [N] FP64 tensor per column; `pandas` asks MLServer to decode them as a DataFrame
-    (its scikit-learn runtime hands the pipeline named columns only so); `outputs` names the
-    outputs asked for (else the server's default)."""
+def v2_columns(columns: Sequence[str], rows: Rows, outputs: Sequence[str] = ()) -> bytes:
+    """One [N] FP64 tensor per column, decoded by MLServer as a DataFrame (its scikit-learn
+    runtime hands the pipeline named columns only so); `outputs` names the outputs asked for
+    (else the server's default)."""
     inputs = [
         {"name": column, "shape": [len(rows)], "datatype": "FP64", "data": [r[i] for r in rows]}
         for i, column in enumerate(columns)
     ]
-    body: dict[str, Any] = {"inputs": inputs}
-    if pandas:
-        body["parameters"] = {"content_type": "pd"}
+    body: dict[str, Any] = {"parameters": {"content_type": "pd"}, "inputs": inputs}
     if outputs:
         body["outputs"] = [{"name": name} for name in outputs]
     return json.dumps(body).encode()
-
-
-def v2_body_for(metadata: dict[str, Any]) -> Callable[[Sequence[str], Rows], bytes]:
-    """The V2 body a server's model metadata (`GET /v2/models/{name}`) asks for: one 2-D
-    tensor under its name, or else one tensor per feature."""
-    inputs = metadata.get("inputs") or []
-    if len(inputs) == 1 and len(inputs[0].get("shape", [])) == 2:
-        name = str(inputs[0]["name"])
-        return lambda columns, rows: v2_tensor(columns, rows, name)
-    return lambda columns, rows: v2_columns(columns, rows, pandas=False)
 
 
 def predictions(answer: Any) -> list[Any]:

@@ -53,7 +53,6 @@ def test_v2_columns_are_one_tensor_per_feature_decoded_as_a_dataframe_for_mlserv
         {"name": "mean radius", "shape": [2], "datatype": "FP64", "data": [1.5, 3.0]},
         {"name": "mean texture", "shape": [2], "datatype": "FP64", "data": [2.0, 4.25]},
     ]
-    assert "parameters" not in json.loads(protocols.v2_columns(COLUMNS, ROWS, pandas=False))
     assert "outputs" not in body  # the server's default: predict
 
 
@@ -67,16 +66,6 @@ def test_every_peer_is_asked_for_what_ours_answers() -> None:
     ]
     regressor = peers.peer_contenders(classifier=False)[0]
     assert "outputs" not in json.loads(regressor.body(COLUMNS, ROWS))
-
-
-def test_our_v2_body_follows_the_models_metadata() -> None:
-    matrix = {"inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, 2]}]}
-    tensor = json.loads(protocols.v2_body_for(matrix)(COLUMNS, ROWS))["inputs"]
-    assert [(t["name"], t["shape"]) for t in tensor] == [("features", [2, 2])]
-    per_feature = {"inputs": [{"name": c, "datatype": "FP64", "shape": [-1]} for c in COLUMNS]}
-    columns = json.loads(protocols.v2_body_for(per_feature)(COLUMNS, ROWS))
-    assert [t["name"] for t in columns["inputs"]] == COLUMNS
-    assert "parameters" not in columns
 
 
 def test_labels_are_read_from_each_protocols_answer() -> None:
