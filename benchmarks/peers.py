@@ -1,6 +1,7 @@
 """The bake's server beside its peers, on the same trained model and the same rows, in one run.
 
     python benchmarks/peers.py --project BAKE [--duration 8] [--venv DIR] [--workdir DIR]
+                               [--mlserver-workers 0]
 
 Servers, each started as a subprocess on SERVER_CPU with wrk on LOAD_CPU (benchmarks/wrk.py):
 - the bare-ASGI ceiling and ours (the bake's `<package>-serve` on `build/model`), from the
@@ -11,7 +12,9 @@ Servers, each started as a subprocess on SERVER_CPU with wrk on LOAD_CPU (benchm
   one V2 tensor per column, decoded as a DataFrame) and with a small onnxruntime runtime
   (peers_runtime.py) on the bake's `model.onnx` (one [N, F] V2 tensor);
 - BentoML serving the joblib model (peers_bento.py; the `/predict` body).
-The peers run from a separate venv (peers_servers.py: exact versions, the bake's runtimes).
+The peers run from a separate venv (peers_servers.py: exact versions, the bake's runtimes) and
+answer what ours answers: labels and a classifier's probabilities. MLServer infers in its server
+process (`--mlserver-workers 0`; its default, 1, adds a worker process on the same pinned CPU).
 Before any timing, every server answers the bake's example rows and must give our labels (else
 exit 1). Then each load (1 and 100 rows, concurrency 1 and 8) runs on every server in turn, so a
 shared machine's drift hits them alike, and one table prints req/s, p50, the share of the
@@ -277,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         peers_bin = peers_servers.install((args.venv or args.workdir / "venv").resolve(), bake_bin)
         # Shared or busy machines skew every figure: say how busy this one was.
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-        placement = f"servers on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}"
+        print(f"MLServer parallel_workers={args.mlserver_workers}", flush=True)
+        placement = (
+            f"servers (and their child processes) on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}"
+        )
         print(placement if pinned(SERVER_CPU) else "not pinned: servers and wrk share the CPUs")
         return compare(project, bake_bin, peers_bin, args)
     finally:
