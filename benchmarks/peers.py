@@ -24,14 +24,12 @@ ceiling, RSS after the loads and the ours/peer ratios. Prints figures; never fai
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from contextlib import ExitStack
 from functools import partial
@@ -42,6 +40,7 @@ import ceiling
 import peers_protocols as protocols
 import peers_servers
 import servers
+from peers_check import check_rows, disagreements, request
 from peers_protocols import Contender
 from peers_table import table
 from wrk import INSTALL_WRK, LOAD_CPU, SERVER_CPU, Result, Setting, pinned, process_rss_mb, run_wrk
@@ -88,27 +87,6 @@ def peer_contenders(classifier: bool) -> tuple[Contender, ...]:
     )
 
 
-def check_rows(model_dir: Path) -> tuple[list[str], list[list[Any]]]:
-    """The rows every server must agree on: the MLflow input example the bake saved and, when
-    it has an ONNX twin, the twin's reference rows."""
-    example = json.loads((model_dir / "input_example.json").read_text())
-    rows = [list(row) for row in example["data"]]
-    reference = model_dir / "onnx_reference.json"
-    if reference.is_file():
-        rows += [list(row) for row in json.loads(reference.read_text())["inputs"]]
-    return list(example["columns"]), rows
-
-
-def request(url: str, body: bytes | None = None) -> Any:
-    """The JSON answer of a GET (or a POST of `body`); an HTTP error's body raises as text."""
-    sent = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(sent, timeout=30) as response:  # noqa: S310 (127.0.0.1)
-            return json.load(response)
-    except urllib.error.HTTPError as error:
-        raise RuntimeError(f"{url}: {error.code} {error.read()[:500]!r}") from None
-
-
 def ours_v2(base: str, name: str) -> Contender | None:
     """Ours over V2, when the bake serves `GET /v2/models/{name}`: the rows as one [N, F]
     tensor (a name no feature has), the body mlserver-onnx takes, so the two compare alike."""
@@ -119,31 +97,6 @@ def ours_v2(base: str, name: str) -> Contender | None:
     path = f"/v2/models/{name}/infer"
     tensor = protocols.v2_tensor
     return Contender(protocols.OURS_V2, "V2 tensor", path, tensor, protocols.v2_predict, False)
-
-
-def answer(contender: Contender, base: str, columns: list[str], rows: list[Any]) -> list[Any] | str:
-    """The labels a server gives the rows, or why it gave none."""
-    try:
-        return contender.labels(request(base + contender.path, contender.body(columns, rows)))
-    except (OSError, RuntimeError, LookupError, TypeError, ValueError) as error:
-        return f"no answer ({error})"
-
-
-def disagreements(
-    bases: dict[str, str], contenders: Sequence[Contender], columns: list[str], rows: list[Any]
-) -> list[str]:
-    """Each server that answers the rows with labels other than ours, or none: why."""
-    answers = {
-        c.name: answer(c, bases[c.name], columns, rows) for c in contenders if c is not CEILING
-    }
-    ours = answers.pop(OURS.name)
-    if isinstance(ours, str):
-        return [f"{OURS.name}: {ours}"]
-    return [
-        f"{name}: {theirs if isinstance(theirs, str) else why}"
-        for name, theirs in answers.items()
-        if isinstance(theirs, str) or (why := protocols.disagreement(ours, theirs)) is not None
-    ]
 
 
 def measure(

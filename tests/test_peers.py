@@ -20,6 +20,7 @@ from tests.conftest import TEMPLATE
 sys.path.insert(0, str(TEMPLATE / "benchmarks"))  # the scripts import each other by file name
 
 import peers
+import peers_check
 import peers_protocols as protocols
 import peers_servers
 import peers_table
@@ -93,10 +94,10 @@ def test_disagreement_names_the_first_row_that_differs() -> None:
 def test_check_rows_are_the_input_example_and_the_onnx_reference_rows(tmp_path: Path) -> None:
     example = {"columns": COLUMNS, "data": ROWS}
     (tmp_path / "input_example.json").write_text(json.dumps(example))
-    assert peers.check_rows(tmp_path) == (COLUMNS, ROWS)
+    assert peers_check.check_rows(tmp_path) == (COLUMNS, ROWS)
     reference = {"inputs": [[5.0, 6.0]], "predictions": [1]}
     (tmp_path / "onnx_reference.json").write_text(json.dumps(reference))
-    assert peers.check_rows(tmp_path) == (COLUMNS, [*ROWS, [5.0, 6.0]])
+    assert peers_check.check_rows(tmp_path) == (COLUMNS, [*ROWS, [5.0, 6.0]])
 
 
 def test_mlserver_repository_serves_one_model_quietly_on_its_own_ports(tmp_path: Path) -> None:
@@ -169,7 +170,7 @@ def test_missing_model_says_to_train_first(
 
 def test_a_server_that_does_not_answer_is_named_before_any_timing() -> None:
     nobody = f"http://127.0.0.1:{peers.servers.free_port()}"  # nothing listens there
-    problems = peers.disagreements(
+    problems = peers_check.disagreements(
         {"ours": nobody, "bentoml": nobody},
         [peers.OURS, peers.peer_contenders(True)[2]],
         COLUMNS,
