@@ -16,7 +16,7 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).parent))  # nox imports this file, not the project root
 
-from tools.project import ROOT, image_ref, image_tag, missing_images, names
+from tools.project import ROOT, image_ref, image_tag, names, unbuilt
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
@@ -59,8 +59,8 @@ def install(session: nox.Session, *extras: str, dev: bool = True) -> None:
 
 def require_images(session: nox.Session, *refs: str) -> None:
     """Stop the session unless every image is built for this commit."""
-    if missing := missing_images(list(refs or map(image_ref, IMAGES))):
-        session.error(f"image {missing[0]} not found: build it for this commit with `nox -s build`")
+    if problem := unbuilt(refs or [image_ref(image) for image in IMAGES]):
+        session.error(problem)
 
 
 @nox.session(python=PYTHON)

@@ -15,11 +15,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import yaml
 
-from tools.project import ROOT, git, image_ref, names, registry, version
+from tools.project import ROOT, git, image_ref, names, registry, unbuilt, version
 
 MODEL_DIR = ROOT / "build" / "model"
 # The MLmodel metadata key of a verified ONNX model: serve/loading.py's ONNX_METADATA, repeated
@@ -33,16 +34,20 @@ class ImageError(RuntimeError):
     """A step cannot go on; the message says what to do."""
 
 
-def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
-    """The exported model's name, version, run id and registry (the serving image's labels)."""
-    mlmodel = model_dir / "MLmodel"
-    if not mlmodel.is_file():
+def read_mlmodel(model_dir: Path) -> dict[str, Any]:
+    """The exported model's MLmodel file, or an error saying how to make one."""
+    if not (model_dir / "MLmodel").is_file():
         raise ImageError(
             f"no exported model in {model_dir.relative_to(ROOT)}/ (the serving image ships it): "
             "make one with `nox -s train`, or build from the registry with "
             "MODEL_URI=models:/<name>@champion"
         )
-    content = yaml.safe_load(mlmodel.read_text()) or {}
+    return dict(yaml.safe_load((model_dir / "MLmodel").read_text()) or {})
+
+
+def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
+    """The exported model's name, version, run id and registry (the serving image's labels)."""
+    content = read_mlmodel(model_dir)
     metadata = content.get("metadata") or {}
     return {
         "MODEL_NAME": str(metadata.get("model_name", "unknown")),
@@ -54,14 +59,9 @@ def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
 
 
 def model_runtime(model_dir: Path = MODEL_DIR) -> str:
-    """What the serving image installs to run the exported model: `onnx` or `sklearn`.
-
-    `onnx` when training added a verified ONNX model (the MLmodel metadata names it); the
-    server checks it again at load, and the slim image refuses to start if it disagrees.
-    """
-    model_labels(model_dir)  # the same error when there is no exported model
-    content = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
-    onnx = (content.get("metadata") or {}).get(ONNX_METADATA)
+    """`onnx` when training added a verified ONNX model (the server checks it again at load, and
+    the slim image refuses to start if it disagrees), else `sklearn`: what the image installs."""
+    onnx = (read_mlmodel(model_dir).get("metadata") or {}).get(ONNX_METADATA)
     return "onnx" if onnx else "sklearn"
 
 
@@ -94,28 +94,19 @@ def build(options: Sequence[str]) -> None:
 
 def push() -> None:
     """Tag both images for the registry, push them and print each pushed digest."""
+    refs = [image_ref(image) for image in names().dockerfiles]
+    if problem := unbuilt(refs):
+        raise ImageError(problem)
     client = docker.from_env()
-    target = registry()
-    for image in names().dockerfiles:
-        local = require(client, image_ref(image))
-        repository, _, tag = f"{target}/{image_ref(image)}".rpartition(":")
-        local.tag(repository, tag)
+    for ref in refs:
+        repository, _, tag = f"{registry()}/{ref}".rpartition(":")
+        client.images.get(ref).tag(repository, tag)
         for line in client.images.push(repository, tag=tag, stream=True, decode=True):
             if "error" in line:
                 raise ImageError(f"push {repository}:{tag}: {line['error']}")
         digests = client.images.get(f"{repository}:{tag}").attrs["RepoDigests"]
         [digest] = [d for d in digests if d.startswith(f"{repository}@")]
         print(f"pushed {repository}:{tag} {digest.rpartition('@')[2]}", flush=True)
-
-
-def require(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
-    """The local image `ref`, or an error saying how to make it."""
-    try:
-        return client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        raise ImageError(
-            f"image {ref} not found: build it for this commit with `nox -s build`"
-        ) from None
 
 
 def main(argv: Sequence[str]) -> int:
@@ -128,10 +119,6 @@ def main(argv: Sequence[str]) -> int:
                 print(f"{name}={value}")
         elif command == "push":
             push()
-        elif command == "require":
-            client = docker.from_env()
-            for ref in options or [image_ref(image) for image in names().dockerfiles]:
-                require(client, ref)
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools import images, manifests, scan
+from tools import manifests, scan
 from tools.manifests import WORKFLOWS, render, scanners
 from tools.project import ROOT
 
@@ -41,5 +41,5 @@ def test_scan_uses_the_trivy_it_finds() -> None:
 
 
 def test_an_unbuilt_image_is_one_line_saying_to_build(capsys: pytest.CaptureFixture[str]) -> None:
-    assert images.main(["require", "no-such-image-anywhere:sha-0000000"]) == 1
+    assert scan.main(["no-such-image-anywhere:sha-0000000"]) == 1
     assert capsys.readouterr().err.startswith("error: image no-such-image-anywhere:sha-0000000")
