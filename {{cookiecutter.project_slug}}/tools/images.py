@@ -4,12 +4,13 @@
     python -m tools.images labels                          # the model's labels as KEY=VALUE
     python -m tools.images push                            # to REGISTRY; prints each digest
 
-Builds stay on the docker CLI (BuildKit; the SDK's build API has none); tagging, pushing and
-inspecting go through the Docker SDK. Names and the tag rule come from tools/project.py.
+All through the docker CLI (BuildKit builds, the credential helpers push). Names and the tag
+rule come from tools/project.py.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -17,10 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import docker
 import yaml
 
-from tools.project import ROOT, git, image_ref, names, registry, unbuilt, version
+from tools.project import ROOT, git, image_ref, names, registry, run, unbuilt, version
 
 MODEL_DIR = ROOT / "build" / "model"
 # The MLmodel metadata key of a verified ONNX model: serve/loading.py's ONNX_METADATA, repeated
@@ -80,15 +80,13 @@ def build(options: Sequence[str]) -> None:
     """Build both images for this commit and print their sizes."""
     common = oci_labels()
     serving = common | model_labels() | {"MODEL_RUNTIME": model_runtime()}
-    client = docker.from_env()
     for image, dockerfile in names().dockerfiles.items():
         args = serving if image == names().image else common
-        command = ["docker", "build", "--file", dockerfile, "--tag", image_ref(image)]
-        command += [f"--build-arg={name}={value}" for name, value in args.items()]
-        print("+", " ".join(command), flush=True)
-        subprocess.run([*command, *options, "."], cwd=ROOT, check=True)  # noqa: S603
+        tagged = ["--file", dockerfile, "--tag", image_ref(image)]
+        build_args = [f"--build-arg={name}={value}" for name, value in args.items()]
+        run("docker", "build", *tagged, *build_args, *options, ".")
     for image in names().dockerfiles:
-        size = client.images.get(image_ref(image)).attrs["Size"]
+        size = int(inspect(image_ref(image), "{{.Size}}"))
         print(f"{image_ref(image)}: {size / 1e6:.0f} MB", flush=True)
 
 
@@ -97,16 +95,19 @@ def push() -> None:
     refs = [image_ref(image) for image in names().dockerfiles]
     if problem := unbuilt(refs):
         raise ImageError(problem)
-    client = docker.from_env()
     for ref in refs:
-        repository, _, tag = f"{registry()}/{ref}".rpartition(":")
-        client.images.get(ref).tag(repository, tag)
-        for line in client.images.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in line:
-                raise ImageError(f"push {repository}:{tag}: {line['error']}")
-        digests = client.images.get(f"{repository}:{tag}").attrs["RepoDigests"]
+        remote = f"{registry()}/{ref}"
+        run("docker", "tag", ref, remote)
+        run("docker", "push", remote)
+        repository = remote.rpartition(":")[0]
+        digests = json.loads(inspect(remote, "{{json .RepoDigests}}"))
         [digest] = [d for d in digests if d.startswith(f"{repository}@")]
-        print(f"pushed {repository}:{tag} {digest.rpartition('@')[2]}", flush=True)
+        print(f"pushed {remote} {digest.rpartition('@')[2]}", flush=True)
+
+
+def inspect(ref: str, template: str) -> str:
+    command = ["docker", "image", "inspect", "--format", template, ref]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603
 
 
 def main(argv: Sequence[str]) -> int:
@@ -122,7 +123,7 @@ def main(argv: Sequence[str]) -> int:
         else:
             print(__doc__, file=sys.stderr)
             return 2
-    except (ImageError, subprocess.CalledProcessError, docker.errors.DockerException) as error:
+    except (ImageError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -60,6 +60,12 @@ def registry() -> str:
     return os.environ.get("REGISTRY") or names().registry
 
 
+def run(*args: str) -> None:
+    """Run a command in the project, echoing it first; raise CalledProcessError if it fails."""
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, cwd=ROOT, check=True)  # noqa: S603 - our tools, our arguments
+
+
 def git(*args: str) -> str | None:
     """A git command's output in the project, or None outside a checkout."""
     try:

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.manifests import RENDERED, SOURCES, render, run
-from tools.project import ROOT, image_ref, names, unbuilt
+from tools.manifests import RENDERED, SOURCES, render
+from tools.project import ROOT, image_ref, names, run, unbuilt
 
 OFFLINE_OK = "SCAN_OFFLINE_OK"
 
