@@ -55,10 +55,8 @@ class ConversionError(RuntimeError):
 
 
 def attach(pipeline: Pipeline, holdout: pd.DataFrame, logged: Any) -> str | None:
-    """Convert, verify on `holdout` and add the ONNX model to `logged` (in the active run).
-
-    Returns why not, if the model stays scikit-learn only (the run's tag says so too).
-    """
+    """Convert, verify on `holdout` and add the ONNX model to `logged` (in the active run);
+    return why not if the model stays scikit-learn only (the run's tag says so too)."""
     try:
         model, reference = convert(pipeline, holdout)
     except ConversionError as error:
@@ -121,10 +119,8 @@ def _twin_disagreement(folder: Path, mlmodel: Model, spec: dict[str, str]) -> st
 
 
 def convert(pipeline: Pipeline, holdout: pd.DataFrame) -> tuple[Any, Reference]:
-    """The ONNX model of `pipeline` and its reference rows, if it agrees on all of `holdout`.
-
-    Raises ConversionError otherwise.
-    """
+    """The ONNX model of `pipeline` and its reference rows if it agrees on all of `holdout`,
+    else ConversionError."""
     if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in holdout.dtypes):
         raise ConversionError("only all-numeric inputs are converted")
     try:
