@@ -86,7 +86,7 @@ def build(options: Sequence[str]) -> None:
         build_args = [f"--build-arg={name}={value}" for name, value in args.items()]
         run("docker", "build", *tagged, *build_args, *options, ".")
     for image in names().dockerfiles:
-        size = int(inspect(image_ref(image), "{{.Size}}"))
+        size = inspect(image_ref(image))["Size"]
         print(f"{image_ref(image)}: {size / 1e6:.0f} MB", flush=True)
 
 
@@ -100,14 +100,15 @@ def push() -> None:
         run("docker", "tag", ref, remote)
         run("docker", "push", remote)
         repository = remote.rpartition(":")[0]
-        digests = json.loads(inspect(remote, "{{json .RepoDigests}}"))
-        [digest] = [d for d in digests if d.startswith(f"{repository}@")]
+        [digest] = [d for d in inspect(remote)["RepoDigests"] if d.startswith(f"{repository}@")]
         print(f"pushed {remote} {digest.rpartition('@')[2]}", flush=True)
 
 
-def inspect(ref: str, template: str) -> str:
-    command = ["docker", "image", "inspect", "--format", template, ref]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603
+def inspect(ref: str) -> dict[str, Any]:
+    """What `docker image inspect` says of `ref`."""
+    command = ["docker", "image", "inspect", ref]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+    return dict(json.loads(done.stdout)[0])
 
 
 def main(argv: Sequence[str]) -> int:
