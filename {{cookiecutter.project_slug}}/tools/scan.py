@@ -48,8 +48,6 @@ def vulnerability_db_args(command: str) -> list[str] | None:
 
 
 def scan(refs: Sequence[str]) -> None:
-    if problem := unbuilt(refs):  # before the slow steps
-        raise ScanError(problem)
     command = trivy()
     vulnerability = vulnerability_db_args(command)
     if vulnerability is None:
@@ -68,6 +66,8 @@ def scan(refs: Sequence[str]) -> None:
         run(*config, "--ignorefile", "k8s/.trivyignore.yaml", str(RENDERED.relative_to(ROOT)))
     else:
         print("warning: kubectl not found: k8s manifests not scanned (`nox -s manifests` too)")
+    if problem := unbuilt(refs):
+        raise ScanError(problem)
     image = [command, "image", "--config", "trivy.yaml", "--image-src", "docker"]
     for ref in refs:
         run(*image, "--scanners", "secret", "--image-config-scanners", "misconfig,secret", ref)
