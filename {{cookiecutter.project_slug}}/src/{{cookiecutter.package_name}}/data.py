@@ -19,7 +19,7 @@ from .serve.errors import one_line
 
 BUNDLED_SOURCE = "sklearn.datasets.load_breast_cancer"
 BUNDLED_REGRESSION_SOURCE = "sklearn.datasets.load_diabetes"  # 442 rows, 10 features
-# Per task: (name, source, how messages call it, loader).
+# Per task: (name, source, how messages call it), and the loader that reads it.
 BUNDLED = {
     Task.CLASSIFICATION: ("breast_cancer", BUNDLED_SOURCE, "the bundled breast-cancer data"),
     Task.REGRESSION: ("diabetes", BUNDLED_REGRESSION_SOURCE, "the bundled diabetes data"),
