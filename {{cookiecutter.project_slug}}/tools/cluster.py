@@ -272,21 +272,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     command("undeploy", help="delete the kind cluster")
     for sub in (deploy_, autoscale_):
         sub.add_argument("--image", action="append", metavar="NAME=REF", required=True)
-    deploy_.add_argument("--load", action="store_true", help="kind load docker-image each REF")
-    deploy_.add_argument("--pull-secret", action="store_true", help="with REGISTRY_* variables")
-    deploy_.add_argument("--no-create", dest="create", action="store_false")
+    flag = deploy_.add_argument
+    flag("--load", action="store_true", help="kind load docker-image each REF")
+    flag("--pull-secret", action="store_true", help="with REGISTRY_SERVER/USERNAME/PASSWORD")
+    flag("--no-create", dest="create", action="store_false", help="use an existing cluster")
     args = parser.parse_args(argv)
     try:
-        if args.command in ("deploy", "autoscale"):
-            images = parse_images(args.image)
         if args.command == "deploy":
-            deploy(images, args.load, args.pull_secret, args.create)
+            deploy(parse_images(args.image), args.load, args.pull_secret, args.create)
         elif args.command == "autoscale":
-            autoscale(images)
+            autoscale(parse_images(args.image))
+        elif args.command == "scale":
+            scale(args.replicas)
         else:
-            {"scale": lambda: scale(args.replicas), "smoke": smoke_test, "undeploy": undeploy}[
-                args.command
-            ]()
+            {"smoke": smoke_test, "undeploy": undeploy}[args.command]()
     except (ClusterError, OSError, subprocess.SubprocessError) as error:
         # Refused connections, timeouts, a kubectl that hangs: one line, no traceback.
         print(f"error: {error}", file=sys.stderr)
