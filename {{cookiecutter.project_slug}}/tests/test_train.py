@@ -31,7 +31,7 @@ from {{ cookiecutter.package_name }}.evaluate import (
     quality_gate,
 )
 from {{ cookiecutter.package_name }}.pipeline import (
-    HYPERPARAMETERS,
+    HYPERPARAMETERS_BY_TASK,
 )
 from {{ cookiecutter.package_name }}.promotion import (
     CHAMPION,
@@ -52,7 +52,7 @@ def test_run_logs_params_metrics_and_plots(trained: TrainResult, tracking_uri: s
     run = client.get_run(trained.run_id)
     settings = load(TrainSettings)
     assert run.data.params["model_type"] == settings.model_type.value
-    for name, value in HYPERPARAMETERS[settings.model_type].items():
+    for name, value in HYPERPARAMETERS_BY_TASK[settings.task][settings.model_type].items():
         assert run.data.params[name] == str(value)
     assert run.data.params["test_size"] == "0.2"
     assert run.data.params["random_seed"] == "42"

@@ -1,7 +1,8 @@
-"""Deploy, scale and remove the kind overlay: what `nox -s deploy/scale/autoscale/undeploy` and
-CI run (`python -m tools.cluster --help`). Only the standard library, so any Python 3.11+ with
-kind, kubectl and docker on PATH runs it from the project root. The images are set in a generated
-kustomization under build/k8s/ that wraps the overlay, so no tracked file changes.
+"""Deploy, scale and remove the kind overlay (`nox -s deploy/scale/autoscale/undeploy`, CI).
+
+Standard library only (tools/kube.py too): CI runs `python3 -m tools.cluster` with any Python
+3.11+. The images go into a kustomization under build/k8s/ wrapping the overlay, so no tracked
+file changes.
 """
 
 from __future__ import annotations
@@ -11,22 +12,29 @@ import base64
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from tools.kube import (
+    NAMESPACE,
+    ClusterError,
+    Json,
+    get_json,
+    http,
+    kubectl,
+    port_forward,
+    require,
+    run,
+    wait_until,
+)
 from tools.project import ROOT, names
 
-# [tool.mlops] names: the kind cluster is named after the Deployment, as the overlay's Jobs are.
-NAMESPACE, DEPLOYMENT = names().namespace, names().deployment
-CONTEXT, TRAIN_JOB, LOAD_JOB = f"kind-{DEPLOYMENT}", f"{DEPLOYMENT}-train", f"{DEPLOYMENT}-load"
+# [tool.mlops] names: the kind cluster and the overlay's Jobs are named after the Deployment.
+DEPLOYMENT = names().deployment
+TRAIN_JOB, LOAD_JOB = f"{DEPLOYMENT}-train", f"{DEPLOYMENT}-load"
 SERVING_PODS = f"app.kubernetes.io/name={DEPLOYMENT},app.kubernetes.io/component=serving"
 PULL_SECRET = "registry-credentials"  # noqa: S105 - a Secret's name, not a password
 # kind has no metrics server; the autoscaler needs one (pinned release, kubelets self-signed).
@@ -37,54 +45,6 @@ INSECURE_TLS = (  # a JSON patch: kind's kubelets serve self-signed certificates
     '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", '
     '"value": "--kubelet-insecure-tls"}]'
 )
-INSTALL = {
-    "kind": "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
-    "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/#kubectl",
-    "docker": "install Docker: https://docs.docker.com/engine/install/",
-}
-Json = dict[str, Any]
-
-
-class ClusterError(RuntimeError):
-    """A step failed; the message says which and what to do."""
-
-
-def require(*tools: str) -> None:
-    """Fail with one line per missing tool saying how to install it."""
-    if missing := [INSTALL[tool] for tool in tools if shutil.which(tool) is None]:
-        raise ClusterError("; ".join(missing))
-
-
-def run(*args: str, stdin: str | None = None) -> str:
-    """Run a command, echoing it; raise ClusterError with its output if it fails."""
-    print("+", " ".join(args), flush=True)
-    done = subprocess.run(args, input=stdin, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise ClusterError(f"{args[0]} {args[1]} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def kubectl(*args: str, namespace: str = NAMESPACE, stdin: str | None = None) -> str:
-    return run("kubectl", "--context", CONTEXT, "-n", namespace, *args, stdin=stdin)
-
-
-def get_json(kind: str, name: str) -> Json:
-    """One object of the namespace, as kubectl prints it in JSON."""
-    return dict(json.loads(kubectl("get", kind, name, "-o", "json")))
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 3) -> Any:
-    """Poll `check` until it returns something truthy and return that; else fail: `what`."""
-    end = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > end:
-            raise ClusterError(f"{what} within {timeout:.0f}s")
-        time.sleep(every)
-    return found
-
-
-def kind_clusters() -> list[str]:
-    return run("kind", "get", "clusters").split()
 
 
 def parse_images(pairs: Sequence[str]) -> dict[str, str]:
@@ -110,16 +70,12 @@ def write_kustomization(images: dict[str, str], pull_secret: bool, source: Path)
     directory = ROOT / "build" / "k8s" / source.name
     directory.mkdir(parents=True, exist_ok=True)
     secrets = [{"op": "add", "path": "/imagePullSecrets", "value": [{"name": PULL_SECRET}]}]
+    patch = {"target": {"kind": "ServiceAccount"}, "patch": json.dumps(secrets)}
     kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
         "resources": [os.path.relpath(source, directory)],
         "images": [image_entry(name, ref) for name, ref in images.items()],
-        "patches": [{"target": {"kind": "ServiceAccount"}, "patch": json.dumps(secrets)}],
-    }
-    if not pull_secret:
-        del kustomization["patches"]
-    # JSON is YAML: kustomize reads it as is.
+        "patches": [patch] if pull_secret else [],
+    }  # JSON is YAML: kustomize reads it as is.
     (directory / "kustomization.yaml").write_text(json.dumps(kustomization, indent=2) + "\n")
     return directory
 
@@ -134,74 +90,27 @@ def create_pull_secret() -> None:
     config = {"auths": {server: {"username": user, "password": password, "auth": auth}}}
     data = {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}
     secret = {"type": "kubernetes.io/dockerconfigjson", "data": data}
-    # The namespace first, bare: the overlay's apply adds its Pod Security labels.
+    # The namespace first, bare: the overlay's apply adds its Pod Security labels. The password
+    # goes through stdin, never on a command line.
     for kind, name, rest in (("Namespace", NAMESPACE, {}), ("Secret", PULL_SECRET, secret)):
         manifest = {**rest, "apiVersion": "v1", "kind": kind, "metadata": {"name": name}}
         kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-
-
-def wait_for_listener(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
-    """Return once `proc` accepts connections on loopback `port`; if it exits, raise its stderr."""
-    end = time.monotonic() + 20
-    while proc.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        if time.monotonic() > end:
-            raise ClusterError(f"nothing listens on port {port} after 20s")
-        time.sleep(0.2)
-    stderr = proc.stderr.read().decode().strip() if proc.stderr else ""
-    raise ClusterError(f"{what} exited {proc.returncode}: {stderr or 'no error output'}")
-
-
-@contextlib.contextmanager
-def port_forward(service: str, port: int) -> Iterator[str]:
-    """`kubectl port-forward` to a Service on a free local port; yield its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        local = probe.getsockname()[1]
-    forward = ["kubectl", "--context", CONTEXT, "-n", NAMESPACE, "port-forward", f"svc/{service}"]
-    # stdout (a line per connection) is not read, so it must not fill a pipe; stderr is the error.
-    proc = subprocess.Popen(  # noqa: S603 - kubectl with our arguments
-        [*forward, f"{local}:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        wait_for_listener(proc, local, f"kubectl port-forward svc/{service}")
-        yield f"http://127.0.0.1:{local}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def http(url: str, body: object | None = None, timeout: float = 5) -> tuple[int, str]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our URL
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError as error:  # refused, reset, timed out: one line naming the URL
-        reason = error.reason if isinstance(error, urllib.error.URLError) else error
-        raise ClusterError(f"{url}: {reason}") from None
 
 
 def smoke_test(deadline: float = 60) -> None:
     """Through a port-forward: /readyz answers 200 and /predict answers the model's own example."""
     require("kubectl")
     with port_forward(DEPLOYMENT, 80) as base:
-        answers = [(0, "no answer")]  # the last one says why /readyz is not ready
-
-        def ready() -> bool:
-            try:  # the forward may still be starting
-                answers.append(http(f"{base}/readyz"))
-            except ClusterError as error:
-                answers.append((0, str(error)))
-            return answers[-1][0] == 200
-
-        try:
-            wait_until("/readyz did not answer 200", ready, deadline, every=1)
-        except ClusterError as error:
-            raise ClusterError(f"{error}: {answers[-1][0]} {answers[-1][1]}") from None
+        end = time.monotonic() + deadline
+        status, body = 0, "no answer"
+        while status != 200:
+            if time.monotonic() > end:
+                raise ClusterError(
+                    f"/readyz did not answer 200 within {deadline:.0f}s: {status} {body}"
+                )
+            with contextlib.suppress(ClusterError):  # the forward may still be starting
+                status, body = http(f"{base}/readyz")
+            time.sleep(0 if status == 200 else 1)
         status, body = http(f"{base}/metadata")
         if not (example := json.loads(body).get("example") if status == 200 else None):
             raise ClusterError(
@@ -224,7 +133,7 @@ def job_outcome(job: Json) -> str | None:
 
 
 def wait_for_job(name: str, timeout: float = 600) -> None:
-    """Wait until the Job completes; fail at once when it fails (with its last log lines)."""
+    """Wait until the Job completes; fail at once when it fails (`kubectl wait` would not)."""
     what = f"job/{name} neither completed nor failed"
     outcome = wait_until(what, lambda: job_outcome(get_json("job", name)), timeout)
     if outcome != "complete":
@@ -239,12 +148,11 @@ def wait_for_job(name: str, timeout: float = 600) -> None:
 def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) -> None:
     """Create the cluster if needed, load images, apply the overlay, wait, smoke-test."""
     require("kind", "kubectl", "docker")
-    if create and DEPLOYMENT not in kind_clusters():
+    if create and DEPLOYMENT not in run("kind", "get", "clusters").split():
         config = str(ROOT / "k8s" / "kind-config.yaml")
         run("kind", "create", "cluster", "--config", config, "--wait", "180s")
-    for ref in images.values():
-        if load:
-            run("kind", "load", "docker-image", "--name", DEPLOYMENT, ref)
+    if load:
+        run("kind", "load", "docker-image", "--name", DEPLOYMENT, *images.values())
     overlay = write_kustomization(images, pull_secret, ROOT / "k8s" / "overlays" / "kind")
     if pull_secret:
         create_pull_secret()
@@ -258,20 +166,6 @@ def deploy(images: dict[str, str], load: bool, pull_secret: bool, create: bool) 
     print(kubectl("get", "pods", "-o", "wide"))
 
 
-def ready_pods() -> list[str]:
-    """Names of the serving pods whose Ready condition is True."""
-    pods = json.loads(kubectl("get", "pods", "-l", SERVING_PODS, "-o", "json"))["items"]
-    return [
-        pod["metadata"]["name"]
-        for pod in pods
-        if pod["metadata"].get("deletionTimestamp") is None
-        and any(
-            (c["type"], c["status"]) == ("Ready", "True")
-            for c in pod.get("status", {}).get("conditions", [])
-        )
-    ]
-
-
 def scale(replicas: int, timeout: float = 300) -> None:
     """Set the autoscaler's floor to `replicas` (ceiling at least that) and wait for them."""
     if replicas < 1:
@@ -280,12 +174,13 @@ def scale(replicas: int, timeout: float = 300) -> None:
     ceiling = max(replicas, int(get_json("hpa", DEPLOYMENT)["spec"]["maxReplicas"]))
     bounds = {"spec": {"minReplicas": replicas, "maxReplicas": ceiling}}
     kubectl("patch", "hpa", DEPLOYMENT, "--type=merge", "-p", json.dumps(bounds))
-    ready = wait_until(
-        f"not all {replicas} pods were ready",
-        lambda: pods if len(pods := ready_pods()) >= replicas else None,
-        timeout,
-    )
-    print(f"{len(ready)} ready (autoscaler bounds {replicas}..{ceiling}):")
+
+    def ready() -> int | None:  # the Deployment counts Ready pods that are not terminating
+        count = int(get_json("deployment", DEPLOYMENT)["status"].get("readyReplicas", 0))
+        return count if count >= replicas else None
+
+    count = wait_until(f"not all {replicas} pods were ready", ready, timeout)
+    print(f"{count} ready (autoscaler bounds {replicas}..{ceiling}):")
     print(kubectl("get", "pods", "-l", SERVING_PODS, "-o", "wide"))
 
 
@@ -298,7 +193,7 @@ def ensure_metrics_server() -> None:
         system = "kube-system"
         kubectl("apply", "-f", METRICS_SERVER, namespace=system)
         kubectl(
-            "patch", "deploy", "metrics-server", "--type=json", "-p", INSECURE_TLS, namespace=system
+            "patch", "deploy/metrics-server", "--type=json", "-p", INSECURE_TLS, namespace=system
         )
         kubectl("rollout", "status", "deploy/metrics-server", "--timeout=180s", namespace=system)
 
@@ -316,23 +211,22 @@ def cpu_utilization(hpa: Json) -> int | None:
     return None
 
 
-def wait_for_autoscaler(what: str, done: Callable[[Json], bool], timeout: float) -> Json:
+def wait_for_autoscaler(what: str, done: Callable[[Json], bool], timeout: float = 600) -> Json:
     """Poll the serving autoscaler until `done(hpa)`; return it, or fail naming `what`."""
-    hpa: Json = {}
+    end = time.monotonic() + timeout
+    while not done(hpa := get_json("hpa", DEPLOYMENT)):
+        if time.monotonic() > end:
+            now = hpa.get("status", {})
+            counts = f"{now.get('currentReplicas')} current, {now.get('desiredReplicas')} desired"
+            raise ClusterError(
+                f"the autoscaler did not reach {what} within {timeout:.0f}s: {counts}, "
+                f"metrics {now.get('currentMetrics')}"
+            )
+        time.sleep(5)
+    return hpa
 
-    def reached() -> Json | None:
-        hpa.update(get_json("hpa", DEPLOYMENT))
-        return hpa if done(hpa) else None
 
-    try:
-        return dict(wait_until(f"the autoscaler did not reach {what}", reached, timeout, every=5))
-    except ClusterError as error:
-        now = hpa.get("status", {})
-        counts = f"{now.get('currentReplicas')} current, {now.get('desiredReplicas')} desired"
-        raise ClusterError(f"{error}: {counts}, metrics {now.get('currentMetrics')}") from None
-
-
-def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: float = 600) -> None:
+def autoscale(images: dict[str, str]) -> None:
     """Show the autoscaler at work: an in-cluster load Job drives it above its floor and back."""
     require("kubectl")
     ensure_metrics_server()
@@ -341,13 +235,11 @@ def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: flo
     if floor >= ceiling:
         raise ClusterError(f"the autoscaler's floor {floor} is its ceiling: `scale` it lower first")
     wait_for_autoscaler("CPU metrics", lambda hpa: cpu_utilization(hpa) is not None, 300)
-    wait_for_autoscaler(f"its floor of {floor}", lambda hpa: replicas(hpa) == floor, down_timeout)
+    wait_for_autoscaler(f"its floor of {floor}", lambda hpa: replicas(hpa) == floor)
     kubectl("delete", "job", LOAD_JOB, "--ignore-not-found")
     kubectl("apply", "-k", str(write_kustomization(images, False, ROOT / "k8s" / "hpa-load")))
     try:
-        hpa = wait_for_autoscaler(
-            f"more than {floor} replicas", lambda h: replicas(h) > floor, up_timeout
-        )
+        hpa = wait_for_autoscaler(f"more than {floor} replicas", lambda h: replicas(h) > floor, 300)
         usage = f"{replicas(hpa)} replicas at {cpu_utilization(hpa)}% CPU"
         print(f"under load: {usage} (floor {floor}, ceiling {ceiling})")
     except ClusterError as error:
@@ -355,51 +247,45 @@ def autoscale(images: dict[str, str], up_timeout: float = 300, down_timeout: flo
         raise ClusterError(f"{error}; load job: {outcome}") from None
     finally:
         kubectl("delete", "job", LOAD_JOB, "--ignore-not-found", "--wait=false")
-    wait_for_autoscaler(f"its floor of {floor} again", lambda h: replicas(h) == floor, down_timeout)
+    wait_for_autoscaler(f"its floor of {floor} again", lambda h: replicas(h) == floor)
     print(f"load gone: back to {floor} replicas")
 
 
 def undeploy() -> None:
     """Delete the kind cluster (and with it everything deployed)."""
     require("kind")
-    if DEPLOYMENT in kind_clusters():
+    if DEPLOYMENT in run("kind", "get", "clusters").split():
         run("kind", "delete", "cluster", "--name", DEPLOYMENT)
     else:
         print(f"no kind cluster {DEPLOYMENT!r}: nothing to remove")
 
 
-COMMANDS = {
-    "deploy": "apply the kind overlay and smoke-test it",
-    "scale": "set the replica floor and wait for N ready pods",
-    "smoke": "predict through a port-forward to the Service",
-    "autoscale": "install metrics-server, load the Service, watch the autoscaler",
-    "undeploy": "delete the kind cluster",
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    sub = {name: commands.add_parser(name, help=text) for name, text in COMMANDS.items()}
-    for name in ("deploy", "autoscale"):
-        sub[name].add_argument("--image", action="append", metavar="NAME=REF", required=True)
-    flag = sub["deploy"].add_argument
+    command = parser.add_subparsers(dest="command", required=True).add_parser
+    deploy_ = command("deploy", help="apply the kind overlay and smoke-test it")
+    command("scale", help="set the replica floor, wait for N ready pods").add_argument(
+        "replicas", type=int
+    )
+    command("smoke", help="predict through a port-forward to the Service")
+    autoscale_ = command("autoscale", help="install metrics-server, load the Service, watch")
+    command("undeploy", help="delete the kind cluster")
+    for sub in (deploy_, autoscale_):
+        sub.add_argument("--image", action="append", metavar="NAME=REF", required=True)
+    flag = deploy_.add_argument
     flag("--load", action="store_true", help="kind load docker-image each REF")
     flag("--pull-secret", action="store_true", help="with REGISTRY_SERVER/USERNAME/PASSWORD")
     flag("--no-create", dest="create", action="store_false", help="use an existing cluster")
-    sub["scale"].add_argument("replicas", type=int)
     args = parser.parse_args(argv)
-    steps: dict[str, Callable[[], None]] = {
-        "deploy": lambda: deploy(
-            parse_images(args.image), args.load, args.pull_secret, args.create
-        ),
-        "scale": lambda: scale(args.replicas),
-        "smoke": smoke_test,
-        "autoscale": lambda: autoscale(parse_images(args.image)),
-        "undeploy": undeploy,
-    }
     try:
-        steps[args.command]()
+        if args.command == "deploy":
+            deploy(parse_images(args.image), args.load, args.pull_secret, args.create)
+        elif args.command == "autoscale":
+            autoscale(parse_images(args.image))
+        elif args.command == "scale":
+            scale(args.replicas)
+        else:
+            {"smoke": smoke_test, "undeploy": undeploy}[args.command]()
     except (ClusterError, OSError, subprocess.SubprocessError) as error:
         # Refused connections, timeouts, a kubectl that hangs: one line, no traceback.
         print(f"error: {error}", file=sys.stderr)

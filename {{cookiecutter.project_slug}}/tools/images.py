@@ -4,22 +4,23 @@
     python -m tools.images labels                          # the model's labels as KEY=VALUE
     python -m tools.images push                            # to REGISTRY; prints each digest
 
-Builds stay on the docker CLI (BuildKit; the SDK's build API has none); tagging, pushing and
-inspecting go through the Docker SDK. Names and the tag rule come from tools/project.py.
+All through the docker CLI (BuildKit builds, the credential helpers push). Names and the tag
+rule come from tools/project.py.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import docker
 import yaml
 
-from tools.project import ROOT, git, image_ref, names, registry, version
+from tools.project import ROOT, git, image_ref, names, registry, run, unbuilt, version
 
 MODEL_DIR = ROOT / "build" / "model"
 # The MLmodel metadata key of a verified ONNX model: serve/loading.py's ONNX_METADATA, repeated
@@ -33,16 +34,20 @@ class ImageError(RuntimeError):
     """A step cannot go on; the message says what to do."""
 
 
-def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
-    """The exported model's name, version, run id and registry (the serving image's labels)."""
-    mlmodel = model_dir / "MLmodel"
-    if not mlmodel.is_file():
+def read_mlmodel(model_dir: Path) -> dict[str, Any]:
+    """The exported model's MLmodel file, or an error saying how to make one."""
+    if not (model_dir / "MLmodel").is_file():
         raise ImageError(
             f"no exported model in {model_dir.relative_to(ROOT)}/ (the serving image ships it): "
             "make one with `nox -s train`, or build from the registry with "
             "MODEL_URI=models:/<name>@champion"
         )
-    content = yaml.safe_load(mlmodel.read_text()) or {}
+    return dict(yaml.safe_load((model_dir / "MLmodel").read_text()) or {})
+
+
+def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
+    """The exported model's name, version, run id and registry (the serving image's labels)."""
+    content = read_mlmodel(model_dir)
     metadata = content.get("metadata") or {}
     return {
         "MODEL_NAME": str(metadata.get("model_name", "unknown")),
@@ -54,14 +59,9 @@ def model_labels(model_dir: Path = MODEL_DIR) -> dict[str, str]:
 
 
 def model_runtime(model_dir: Path = MODEL_DIR) -> str:
-    """What the serving image installs to run the exported model: `onnx` or `sklearn`.
-
-    `onnx` when training added a verified ONNX model (the MLmodel metadata names it); the
-    server checks it again at load, and the slim image refuses to start if it disagrees.
-    """
-    model_labels(model_dir)  # the same error when there is no exported model
-    content = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
-    onnx = (content.get("metadata") or {}).get(ONNX_METADATA)
+    """`onnx` when training added a verified ONNX model (the server checks it again at load, and
+    the slim image refuses to start if it disagrees), else `sklearn`: what the image installs."""
+    onnx = (read_mlmodel(model_dir).get("metadata") or {}).get(ONNX_METADATA)
     return "onnx" if onnx else "sklearn"
 
 
@@ -80,42 +80,35 @@ def build(options: Sequence[str]) -> None:
     """Build both images for this commit and print their sizes."""
     common = oci_labels()
     serving = common | model_labels() | {"MODEL_RUNTIME": model_runtime()}
-    client = docker.from_env()
     for image, dockerfile in names().dockerfiles.items():
         args = serving if image == names().image else common
-        command = ["docker", "build", "--file", dockerfile, "--tag", image_ref(image)]
-        command += [f"--build-arg={name}={value}" for name, value in args.items()]
-        print("+", " ".join(command), flush=True)
-        subprocess.run([*command, *options, "."], cwd=ROOT, check=True)  # noqa: S603
+        tagged = ["--file", dockerfile, "--tag", image_ref(image)]
+        build_args = [f"--build-arg={name}={value}" for name, value in args.items()]
+        run("docker", "build", *tagged, *build_args, *options, ".")
     for image in names().dockerfiles:
-        size = client.images.get(image_ref(image)).attrs["Size"]
+        size = inspect(image_ref(image))["Size"]
         print(f"{image_ref(image)}: {size / 1e6:.0f} MB", flush=True)
 
 
 def push() -> None:
     """Tag both images for the registry, push them and print each pushed digest."""
-    client = docker.from_env()
-    target = registry()
-    for image in names().dockerfiles:
-        local = require(client, image_ref(image))
-        repository, _, tag = f"{target}/{image_ref(image)}".rpartition(":")
-        local.tag(repository, tag)
-        for line in client.images.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in line:
-                raise ImageError(f"push {repository}:{tag}: {line['error']}")
-        digests = client.images.get(f"{repository}:{tag}").attrs["RepoDigests"]
-        [digest] = [d for d in digests if d.startswith(f"{repository}@")]
-        print(f"pushed {repository}:{tag} {digest.rpartition('@')[2]}", flush=True)
+    refs = [image_ref(image) for image in names().dockerfiles]
+    if problem := unbuilt(refs):
+        raise ImageError(problem)
+    for ref in refs:
+        remote = f"{registry()}/{ref}"
+        run("docker", "tag", ref, remote)
+        run("docker", "push", remote)
+        repository = remote.rpartition(":")[0]
+        [digest] = [d for d in inspect(remote)["RepoDigests"] if d.startswith(f"{repository}@")]
+        print(f"pushed {remote} {digest.rpartition('@')[2]}", flush=True)
 
 
-def require(client: docker.DockerClient, ref: str) -> docker.models.images.Image:
-    """The local image `ref`, or an error saying how to make it."""
-    try:
-        return client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        raise ImageError(
-            f"image {ref} not found: build it for this commit with `nox -s build`"
-        ) from None
+def inspect(ref: str) -> dict[str, Any]:
+    """What `docker image inspect` says of `ref`."""
+    command = ["docker", "image", "inspect", ref]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+    return dict(json.loads(done.stdout)[0])
 
 
 def main(argv: Sequence[str]) -> int:
@@ -128,14 +121,10 @@ def main(argv: Sequence[str]) -> int:
                 print(f"{name}={value}")
         elif command == "push":
             push()
-        elif command == "require":
-            client = docker.from_env()
-            for ref in options or [image_ref(image) for image in names().dockerfiles]:
-                require(client, ref)
         else:
             print(__doc__, file=sys.stderr)
             return 2
-    except (ImageError, subprocess.CalledProcessError, docker.errors.DockerException) as error:
+    except (ImageError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

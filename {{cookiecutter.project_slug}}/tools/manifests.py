@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from tools import manifest_rules
-from tools.project import ROOT
+from tools.project import ROOT, run
 
 RENDERED = ROOT / "build" / "manifests"
 # What `render` accepts: the overlays, and k8s/hpa-load (the autoscaler demo's load Job).
@@ -40,19 +40,10 @@ def kubernetes_version() -> str:
 
 def render(source: str) -> str:
     """`kubectl kustomize` one of SOURCES into build/manifests/<source>.yaml; return that path."""
-    result = subprocess.run(  # noqa: S603 - a fixed kubectl command on our own overlay
-        ["kubectl", "kustomize", SOURCES[source]],  # noqa: S607
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{SOURCES[source]} does not render: {result.stderr.strip()}")
     RENDERED.mkdir(parents=True, exist_ok=True)
-    path = RENDERED / f"{source}.yaml"
-    path.write_text(result.stdout)
-    return str(path.relative_to(ROOT))
+    path = str((RENDERED / f"{source}.yaml").relative_to(ROOT))
+    run("kubectl", "kustomize", SOURCES[source], "--output", path)
+    return path
 
 
 def scanners() -> list[list[str]]:
@@ -71,11 +62,6 @@ def scanners() -> list[list[str]]:
         [*schema, "vendor.dependabot", ".github/dependabot.yml"],
         ["actionlint", *WORKFLOWS],
     ]
-
-
-def run(*args: str) -> None:
-    print("+", " ".join(args), flush=True)
-    subprocess.run(args, cwd=ROOT, check=True)  # noqa: S603 - our pinned tools
 
 
 def check(overlays: Sequence[str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -59,18 +60,19 @@ def registry() -> str:
     return os.environ.get("REGISTRY") or names().registry
 
 
+def run(*args: str) -> None:
+    """Run a command in the project, echoing it first; raise CalledProcessError if it fails."""
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, cwd=ROOT, check=True)  # noqa: S603 - our tools, our arguments
+
+
 def git(*args: str) -> str | None:
     """A git command's output in the project, or None outside a checkout."""
     try:
-        return subprocess.run(  # noqa: S603 - fixed git subcommands
-            ["git", *args],  # noqa: S607
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)  # noqa: S603, S607
     except (OSError, subprocess.CalledProcessError):
         return None
+    return done.stdout.strip()
 
 
 def image_tag() -> str:
@@ -84,15 +86,10 @@ def image_ref(image: str) -> str:
     return f"{image}:{image_tag()}"
 
 
-def missing_images(refs: list[str]) -> list[str]:
-    """The references among `refs` the local Docker engine does not hold."""
-    return [
-        ref
-        for ref in refs
-        if subprocess.run(  # noqa: S603 - an image reference of ours
-            ["docker", "image", "inspect", ref],  # noqa: S607
-            capture_output=True,
-            check=False,
-        ).returncode
-        != 0
-    ]
+def unbuilt(refs: Sequence[str]) -> str | None:
+    """What to do when the local Docker engine lacks one of `refs`; None when it has them all."""
+    for ref in refs:
+        inspect = ["docker", "image", "inspect", ref]
+        if subprocess.run(inspect, capture_output=True, check=False).returncode:  # noqa: S603
+            return f"image {ref} not found: build it for this commit with `nox -s build`"
+    return None

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.manifests import RENDERED, SOURCES, render
-from tools.project import ROOT, image_ref, missing_images, names
+from tools.project import ROOT, image_ref, names, run, unbuilt
 
 OFFLINE_OK = "SCAN_OFFLINE_OK"
 
@@ -29,11 +29,6 @@ class ScanError(RuntimeError):
 def trivy() -> str:
     """trivy from PATH, else the one installed next to this Python (the pinned wheel)."""
     return shutil.which("trivy") or str(Path(sys.executable).parent / "trivy")
-
-
-def run(*args: str) -> None:
-    print("+", " ".join(args), flush=True)
-    subprocess.run(args, cwd=ROOT, check=True)  # noqa: S603 - trivy with our arguments
 
 
 def vulnerability_db_args(command: str) -> list[str] | None:
@@ -71,11 +66,9 @@ def scan(refs: Sequence[str]) -> None:
         run(*config, "--ignorefile", "k8s/.trivyignore.yaml", str(RENDERED.relative_to(ROOT)))
     else:
         print("warning: kubectl not found: k8s manifests not scanned (`nox -s manifests` too)")
+    if problem := unbuilt(refs):
+        raise ScanError(problem)
     image = [command, "image", "--config", "trivy.yaml", "--image-src", "docker"]
-    if missing := missing_images(list(refs)):
-        raise ScanError(
-            f"image {missing[0]} not found: build it for this commit with `nox -s build`"
-        )
     for ref in refs:
         run(*image, "--scanners", "secret", "--image-config-scanners", "misconfig,secret", ref)
         if vulnerability is not None:

@@ -99,11 +99,8 @@ def train() -> None:
 
 
 def export() -> None:
-    """Export MODEL_URI's registered version to EXPORT_DIR, as training exports a champion.
-
-    Exits with TrainExit's codes: OK, BAD_SETTINGS, TRACKING (no such version, or the
-    registry refused), EXPORT (EXPORT_DIR not writable) or BUG.
-    """
+    """Export MODEL_URI's registered version to EXPORT_DIR, as training exports a champion;
+    the exit code is a TrainExit (OK, BAD_SETTINGS, TRACKING, EXPORT or BUG)."""
     from .config import ExportSettings
 
     try:

@@ -17,25 +17,14 @@ from sklearn.model_selection import train_test_split
 from .config import Task, redacted
 from .serve.errors import one_line
 
-BUNDLED_NAME = "breast_cancer"
 BUNDLED_SOURCE = "sklearn.datasets.load_breast_cancer"
-BUNDLED_REGRESSION_NAME = "diabetes"
-BUNDLED_REGRESSION_SOURCE = "sklearn.datasets.load_diabetes"
-# Per task: (name, source, how messages call it, loader). Diabetes: 442 rows, 10 features.
+BUNDLED_REGRESSION_SOURCE = "sklearn.datasets.load_diabetes"  # 442 rows, 10 features
+# Per task: (name, source, how messages call it), and the loader that reads it.
 BUNDLED = {
-    Task.CLASSIFICATION: (
-        BUNDLED_NAME,
-        BUNDLED_SOURCE,
-        "the bundled breast-cancer data",
-        load_breast_cancer,
-    ),
-    Task.REGRESSION: (
-        BUNDLED_REGRESSION_NAME,
-        BUNDLED_REGRESSION_SOURCE,
-        "the bundled diabetes data",
-        load_diabetes,
-    ),
+    Task.CLASSIFICATION: ("breast_cancer", BUNDLED_SOURCE, "the bundled breast-cancer data"),
+    Task.REGRESSION: ("diabetes", BUNDLED_REGRESSION_SOURCE, "the bundled diabetes data"),
 }
+LOADERS = {Task.CLASSIFICATION: load_breast_cancer, Task.REGRESSION: load_diabetes}
 # What pandas needs to read DATA_PATH URLs of these schemes (each brings fsspec with it).
 FSSPEC_PACKAGES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 # More distinct numeric labels than this, or any fractional one: a quantity, not classes.
@@ -60,7 +49,7 @@ class Dataset:
 
     @property
     def bundled(self) -> bool:
-        return any(self.source == source for _, source, _, _ in BUNDLED.values())
+        return any(self.source == source for _, source, _ in BUNDLED.values())
 
     @property
     def features(self) -> pd.DataFrame:
@@ -86,8 +75,8 @@ def load_dataset(
 ) -> Dataset:
     """Read `location` (a CSV file with a header, or its URL), or the task's bundled data."""
     if location is None:
-        name, source, where, loader = BUNDLED[task]
-        frame = loader(as_frame=True).frame
+        name, source, where = BUNDLED[task]
+        frame = LOADERS[task](as_frame=True).frame
     else:
         source = redacted(str(location))
         where = f"DATA_PATH={source}"

@@ -30,10 +30,8 @@ from .config import GateMetric
 
 @dataclass(frozen=True)
 class Holdout:
-    """True targets and the model's predictions on them: what the metrics and plots read.
-
-    `proba` and `classes` are None for a regressor.
-    """
+    """True targets and the model's predictions on them: what the metrics and plots read
+    (`proba` and `classes` are None for a regressor)."""
 
     y_true: pd.Series
     predicted: np.ndarray[Any, Any]

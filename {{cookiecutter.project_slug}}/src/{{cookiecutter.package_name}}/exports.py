@@ -75,9 +75,7 @@ class Layout:
 @contextmanager
 def locked(export_dir: Path, timeout: float) -> Iterator[None]:
     """Hold EXPORT_DIR's lock (waiting up to `timeout` seconds), creating its parent folder.
-
-    The kernel releases the lock when the process ends, kill -9 included: no stale lock.
-    """
+    The kernel releases it when the process ends, kill -9 included: no stale lock."""
     layout = Layout.of(export_dir)
     layout.link.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(layout.lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
@@ -108,9 +106,7 @@ def _acquire(descriptor: int, lock: Path, timeout: float) -> None:
 
 def stage(export_dir: Path, version: str, fill: Callable[[Path], object]) -> Path:
     """A new export folder next to EXPORT_DIR, filled by `fill` and made world-readable.
-
-    Call under `locked`: stale folders of interrupted exports are removed first.
-    """
+    Call under `locked`: stale folders of interrupted exports are removed first."""
     layout = Layout.of(export_dir)
     clean(layout)
     folder = Path(tempfile.mkdtemp(prefix=f"{layout.prefix}v{version}-", dir=layout.link.parent))
@@ -148,9 +144,7 @@ def publish(folder: Path, export_dir: Path) -> None:
 
 def _temporary_link(layout: Layout, name: str, target: str) -> Path:
     """A new symlink to `target` beside EXPORT_DIR, to be renamed over a link in one step.
-
-    Targets are relative (sibling names): the project folder may move or be mounted.
-    """
+    Targets are relative (sibling names): the project folder may move or be mounted."""
     temporary = layout.link.with_name(f"{layout.prefix}{name}")
     temporary.unlink(missing_ok=True)  # left by an interrupted export
     os.symlink(target, temporary)

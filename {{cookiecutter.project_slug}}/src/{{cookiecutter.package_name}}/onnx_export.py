@@ -33,6 +33,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
+from .serve.errors import one_line
 from .serve.loading import ONNX_METADATA
 from .serve.onnx_runtime import (
     ONNX_FILE,
@@ -54,10 +55,8 @@ class ConversionError(RuntimeError):
 
 
 def attach(pipeline: Pipeline, holdout: pd.DataFrame, logged: Any) -> str | None:
-    """Convert, verify on `holdout` and add the ONNX model to `logged` (in the active run).
-
-    Returns why not, if the model stays scikit-learn only (the run's tag says so too).
-    """
+    """Convert, verify on `holdout` and add the ONNX model to `logged` (in the active run);
+    return why not if the model stays scikit-learn only (the run's tag says so too)."""
     try:
         model, reference = convert(pipeline, holdout)
     except ConversionError as error:
@@ -114,16 +113,14 @@ def _twin_disagreement(folder: Path, mlmodel: Model, spec: dict[str, str]) -> st
         fresh = _reference(pipeline, rows, recorded.classes is not None)
         predictor = OnnxPredictor((folder / spec["model"]).read_bytes(), fresh.classes)
     except Exception as error:  # unreadable files, a model skops or onnxruntime refuses
-        return f"the ONNX twin cannot be checked ({_first_line(error)})"
+        return f"the ONNX twin cannot be checked ({one_line(error)})"
     reason = disagreement(predictor, fresh)
     return None if reason is None else f"on its reference rows, {reason}"
 
 
 def convert(pipeline: Pipeline, holdout: pd.DataFrame) -> tuple[Any, Reference]:
-    """The ONNX model of `pipeline` and its reference rows, if it agrees on all of `holdout`.
-
-    Raises ConversionError otherwise.
-    """
+    """The ONNX model of `pipeline` and its reference rows if it agrees on all of `holdout`,
+    else ConversionError."""
     if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in holdout.dtypes):
         raise ConversionError("only all-numeric inputs are converted")
     try:
@@ -146,12 +143,12 @@ def convert(pipeline: Pipeline, holdout: pd.DataFrame) -> tuple[Any, Reference]:
                 target_opset={"": 18, "ai.onnx.ml": 3},
             )
     except Exception as error:  # skl2onnx raises many types for what it cannot convert
-        raise ConversionError(f"skl2onnx cannot convert it ({_first_line(error)})") from None
+        raise ConversionError(f"skl2onnx cannot convert it ({one_line(error)})") from None
     reference = _reference(pipeline, holdout, classifier)
     try:
         predictor = OnnxPredictor(model.SerializeToString(), reference.classes)
     except Exception as error:
-        raise ConversionError(f"onnxruntime cannot load it ({_first_line(error)})") from None
+        raise ConversionError(f"onnxruntime cannot load it ({one_line(error)})") from None
     reason = disagreement(predictor, reference)
     if reason is not None:
         raise ConversionError(f"on the holdout, {reason}")
@@ -271,8 +268,3 @@ def _register_nan_fill() -> None:
         filled.add_to(scope, container)
 
     update_registered_converter(NanFill, "MlopsNanFill", shape, converter)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]

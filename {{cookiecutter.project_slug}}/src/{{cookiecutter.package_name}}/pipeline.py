@@ -29,7 +29,6 @@ HYPERPARAMETERS_BY_TASK: dict[Task, dict[ModelType, dict[str, Any]]] = {
     Task.CLASSIFICATION: {ModelType.LOGISTIC_REGRESSION: {"C": 1.0, "max_iter": 1000}, **_TREES},
     Task.REGRESSION: {ModelType.LOGISTIC_REGRESSION: {"alpha": 1.0}, **_TREES},
 }
-HYPERPARAMETERS = HYPERPARAMETERS_BY_TASK[Task.CLASSIFICATION]
 
 ESTIMATORS: dict[Task, dict[ModelType, Any]] = {
     Task.CLASSIFICATION: {

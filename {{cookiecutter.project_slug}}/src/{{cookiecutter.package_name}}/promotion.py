@@ -148,11 +148,8 @@ def champion_version(model_name: str) -> str | None:
 def score_champion(
     settings: TrainSettings, parts: data.Split, signature: ModelSignature
 ) -> evaluate.Champion | None:
-    """The current champion's GATE_METRIC on this run's holdout, or None if there is none.
-
-    A champion whose features or output differ from the new model's cannot be scored on
-    these rows: its `value` is None, and the floor alone decides.
-    """
+    """The current champion's GATE_METRIC on this run's holdout, or None if there is none;
+    its `value` is None when its features or output differ (the floor alone decides)."""
     version = champion_version(settings.model_name)
     if version is None:
         return None
@@ -214,13 +211,8 @@ def export(
     lock_seconds: float = TrainSettings.model_fields["export_lock_seconds"].default,
     check: Callable[[Path], object] = lambda folder: None,
 ) -> Path:
-    """Copy registered `version` to `export_dir` as a self-contained MLflow model folder.
-
-    The MLmodel `metadata` names the version, so the server can report what it serves.
-    `check` may look at (and amend) the downloaded folder before it is published.
-    `export_dir` becomes a symlink swapped in one rename (see exports): a reader sees the old
-    export or the new one, never none or half of one.
-    """
+    """Copy registered `version` to `export_dir` (a symlink swapped in one rename, see exports)
+    as a self-contained MLflow model folder; `check` may amend it before it is published."""
 
     def fill(folder: Path) -> None:
         _download(model_name, version, run_id, folder)
@@ -243,11 +235,8 @@ class Exported:
 
 
 def export_registered(uri: str, export_dir: Path, lock_seconds: float) -> Exported:
-    """Export the version `uri` names (config.REGISTERED_URI) to `export_dir` as training
-    does, its ONNX twin verified again here (onnx_export.reverify) as training verified it.
-
-    Raises MlflowException if the registry has no such version, OSError if writing fails.
-    """
+    """Export the version `uri` names to `export_dir` as training does, its ONNX twin verified
+    again here. Raises MlflowException for no such version, OSError if writing fails."""
     found = REGISTERED_URI.fullmatch(uri)
     if found is None:
         raise ValueError(f"MODEL_URI={uri!r} names no registered version")

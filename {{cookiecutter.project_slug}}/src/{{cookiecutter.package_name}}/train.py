@@ -1,13 +1,7 @@
-"""Train the pipeline, log the run to MLflow, register a version, apply the quality gate, export.
+"""Train the pipeline, log the run to MLflow, register a version, gate and export it.
 
-The registered version always exists (so a failed candidate stays inspectable); only a version
-that passes the gate is exported to EXPORT_DIR for serving and then gets the `champion` alias.
-The gate compares the new version with the current champion too, both scored on this run's
-holdout (see evaluate.GateResult). Each failure is raised as one of the errors `cli.TrainExit`
-tells apart.
-
-How a passing version is exported and aliased, trainings running at once included, is
-promotion.py.
+The registered version always exists, so a failed candidate stays inspectable; promotion.py
+exports a passing one and moves the `champion` alias. Each failure is one `cli.TrainExit` tells.
 """
 
 from __future__ import annotations
@@ -55,10 +49,8 @@ class TrainResult:
 
 
 def run(settings: TrainSettings, dataset: data.Dataset | None = None) -> TrainResult:
-    """Train and evaluate on a seeded stratified split; log, register, gate and export.
-
-    `dataset` is what settings name, when the caller has loaded it already.
-    """
+    """Train and evaluate on a seeded split; log, register, gate and export (`dataset`: what
+    settings name, when the caller has loaded it already)."""
     started = time.perf_counter()
     if dataset is None:
         dataset = data.load_dataset(settings.data_path, settings.target_column, settings.task)

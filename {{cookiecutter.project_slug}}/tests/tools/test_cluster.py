@@ -1,6 +1,6 @@
-"""tools/cluster.py without a cluster: what deploy applies, Job outcomes, a port-forward that
-cannot start, and connection errors, each reported as one line (the deploy itself runs on kind
-in CI)."""
+"""tools/cluster.py and tools/kube.py without a cluster: what deploy applies, Job outcomes, a
+port-forward that cannot start, and connection errors, each reported as one line (the deploy
+itself runs on kind in CI)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import tools.cluster
+from tools import kube
 from tools.project import ROOT, names
 
 from ..waiting import free_port
@@ -47,18 +48,18 @@ def test_job_outcome_is_terminal_only_on_complete_or_failed(cluster: ModuleType)
     assert cluster.job_outcome(failed) == "failed: BackoffLimitExceeded reached limit"
 
 
-def test_a_forward_that_exits_reports_its_own_stderr(cluster: ModuleType) -> None:
+def test_a_forward_that_exits_reports_its_own_stderr() -> None:
     failing = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.exit('error: unable to listen on port')"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    with pytest.raises(cluster.ClusterError) as raised:
-        cluster.wait_for_listener(failing, free_port(), "port-forward")
+    with pytest.raises(kube.ClusterError) as raised:
+        kube.wait_for_listener(failing, free_port(), "port-forward")
     assert str(raised.value) == "port-forward exited 1: error: unable to listen on port"
 
 
-def test_a_listening_process_is_ready(cluster: ModuleType) -> None:
+def test_a_listening_process_is_ready() -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
@@ -66,18 +67,18 @@ def test_a_listening_process_is_ready(cluster: ModuleType) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        cluster.wait_for_listener(server, port, "http.server")
-        status, _ = cluster.http(f"http://127.0.0.1:{port}/")
+        kube.wait_for_listener(server, port, "http.server")
+        status, _ = kube.http(f"http://127.0.0.1:{port}/")
         assert status == 200
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
-def test_a_refused_connection_is_one_line_naming_the_url(cluster: ModuleType) -> None:
+def test_a_refused_connection_is_one_line_naming_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/readyz"
-    with pytest.raises(cluster.ClusterError) as raised:
-        cluster.http(url, timeout=2)
+    with pytest.raises(kube.ClusterError) as raised:
+        kube.http(url, timeout=2)
     message = str(raised.value)
     assert message.startswith(f"{url}: ")
     assert "refused" in message.lower()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tools import images, manifests, scan
+from tools import manifests, scan
 from tools.manifests import WORKFLOWS, render, scanners
 from tools.project import ROOT
 
@@ -38,8 +37,3 @@ def test_scanners_see_both_dockerfiles_every_workflow_and_the_rendered_tree() ->
 
 def test_scan_uses_the_trivy_it_finds() -> None:
     assert Path(scan.trivy()).name == "trivy"
-
-
-def test_an_unbuilt_image_is_one_line_saying_to_build(capsys: pytest.CaptureFixture[str]) -> None:
-    assert images.main(["require", "no-such-image-anywhere:sha-0000000"]) == 1
-    assert capsys.readouterr().err.startswith("error: image no-such-image-anywhere:sha-0000000")

@@ -42,6 +42,9 @@ def test_registry_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> 
     assert registry() == "localhost:5000"
 
 
-def test_an_image_nobody_built_is_missing() -> None:
+def test_an_image_nobody_built_says_to_build_it() -> None:
     ref = "no-such-image-anywhere:sha-0000000"
-    assert project.missing_images([ref]) == [ref]
+    assert (
+        project.unbuilt([ref])
+        == f"image {ref} not found: build it for this commit with `nox -s build`"
+    )
