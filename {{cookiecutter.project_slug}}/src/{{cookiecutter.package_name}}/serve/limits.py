@@ -31,7 +31,9 @@ class Guard:
     def __init__(self, app: ASGIApp, body_timeout: float) -> None:
         self.app = app
         self.body_timeout = body_timeout
-        self.reason = f"the request body did not arrive within BODY_TIMEOUT_SECONDS={body_timeout:g}"
+        self.reason = (
+            f"the request body did not arrive within BODY_TIMEOUT_SECONDS={body_timeout:g}"
+        )
         self.in_flight: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 BACKLOG = 1024  # connections over MAX_CONNECTIONS wait here, in the kernel, until one closes
 CUT_GRACE = 5.0  # seconds for the requests cut by the drain to send their 503
 DRAIN_POLL = 0.1  # seconds: how soon a second Ctrl+C cuts the drain short
+# Granian's signal thread still holds Python objects for a moment after serve() returns; an
+# interpreter exiting under it aborts (a Rust panic, exit 134), seen when the model fails at once.
+EXIT_GRACE = 0.2
 # Granian's own log lines go through the root logger, in the same format as ours.
 GRANIAN_LOGGING: dict[str, Any] = {
     "loggers": {
@@ -72,8 +75,9 @@ class Serving:
             serving.result()
             return
         # Granian closes the listening socket and idle connections, and waits on the others.
-        self.server.stop()
+        self.server.stop()  # type: ignore[no-untyped-call]  # granian's API is unannotated
         await self._drain(serving)
+        await asyncio.sleep(EXIT_GRACE)
 
     async def _drain(self, serving: asyncio.Task[None]) -> None:
         loop = asyncio.get_running_loop()
@@ -149,5 +153,4 @@ def listenable(settings: ServeSettings) -> str:
             trial.bind(where)
         except OSError as error:  # not this machine's address, in use, or a privileged port
             raise ConfigError(f"{address}: cannot listen there ({one_line(error)})") from None
-    ip: str = where[0]
-    return ip
+    return str(where[0])
