@@ -192,7 +192,8 @@ class ServeSettings(_Settings):
     header_timeout_seconds: float = Field(default=10, ge=0.001, le=60)
     body_timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Open connections at once (Granian's backpressure); more wait in the listen backlog.
-    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Each may hold a body of up to MAX_BODY_BYTES: 256 x ~1.4 MB stays under the pod's memory.
+    max_connections: int = Field(default=256, ge=1, le=100_000)
     # Gone: set, it stops the server with one line saying what took its place.
     keep_alive_seconds: str | None = None
     # FastAPI's native OpenTelemetry (spans, metrics, logs to the globally configured
