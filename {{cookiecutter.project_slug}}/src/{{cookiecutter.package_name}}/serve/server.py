@@ -13,6 +13,7 @@ import signal
 import socket
 from typing import Any
 
+from fastapi import FastAPI
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
@@ -43,7 +44,7 @@ GRANIAN_LOGGING: dict[str, Any] = {
 class Serving:
     """The app under Granian: serve until stopped, then drain within DRAIN_SECONDS."""
 
-    def __init__(self, settings: ServeSettings, app: Any, address: str) -> None:
+    def __init__(self, settings: ServeSettings, app: FastAPI, address: str) -> None:
         self.settings = settings
         self.state = app.state.serving
         self.guard = Guard(app, settings.body_timeout_seconds)
