@@ -1,14 +1,19 @@
-"""The bake's app under each candidate server, each beside its own bare-ASGI ceiling, in one run.
+"""The bake's server beside the same app under other servers, each beside its own bare-ASGI
+ceiling, in one run.
 
     python benchmarks/server_choice.py --project PATH [--duration 8]
 
-Candidates: uvicorn with h11 (the bake's own `<package>-serve`), uvicorn with httptools, and
-Granian, the last two running the same app (`--factory <package>.serve.app:from_environment`,
-the bake's own factory) with the same limits where the server has them (connection cap,
-keep-alive; Granian: header read timeout, backpressure).
-httptools and Granian are installed into the bake's `.venv` for this (`uv pip install`).
-Each server runs on SERVER_CPU and wrk on LOAD_CPU; every figure of the app is printed with
-its share of that server's own ceiling, then a table compares the candidates with uvicorn/h11.
+Candidates: `ours`, the bake's own `<package>-serve` (Granian embedded in one process, with its
+header deadline, connection cap, body deadline and drain); the same app
+(`--factory <package>.serve.app:from_environment`, the bake's own factory) under uvicorn with h11
+and with httptools (connection cap, keep-alive through uvicorn's options), and under Granian's
+CLI (`granian-cli`: a main process spawning one worker process, header read timeout and
+backpressure). The ceilings: `ceiling_app.py` on uvicorn/h11 (the fixed yardstick of earlier
+rounds), on uvicorn/httptools, and on Granian's CLI (for `ours` and `granian-cli`).
+httptools is installed into the bake's `.venv` for this (`uv pip install`); uvicorn is there
+with the `train` extra's MLflow, and named too. Each server runs on SERVER_CPU and wrk on
+LOAD_CPU; every figure of the app is printed with its share of that server's own ceiling, then a
+table compares the candidates with the app under uvicorn/h11.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import ceiling
 import servers
 from wrk import SETTINGS, Result, Setting, process_rss_mb
 
-CANDIDATES = ("uvicorn-h11", "uvicorn-httptools", "granian")
-EXTRA_PACKAGES = ("granian", "httptools")
+CANDIDATES = ("ours", "uvicorn-h11", "uvicorn-httptools", "granian-cli")
+EXTRA_PACKAGES = ("httptools", "uvicorn")
 UVICORN = ["--loop", "asyncio", "--log-level", "warning", "--no-access-log", "--no-server-header"]
 GRANIAN = ["--interface", "asgi", "--workers", "1", "--http", "1", "--no-ws", "--log-level",
            "warning", "--working-dir", str(servers.BENCHMARKS)]  # fmt: skip
@@ -43,15 +48,30 @@ def serve_env(venv: Path, project: Path, port: int) -> dict[str, str]:
     )
 
 
-# What each server adds to run the bare ceiling, and to run the bake's app with its limits.
-CEILING_ARGS = {
-    "uvicorn-httptools": ["--app-dir", str(servers.BENCHMARKS), "ceiling_app:app"],
-    "granian": ["ceiling_app:app"],
-}
+# The limits `<package>-serve` sets, through each server's own options where it has them.
+UVICORN_LIMITS = ["--limit-concurrency", "256", "--timeout-keep-alive", "65"]
 APP_ARGS = {
-    "uvicorn-httptools": ["--limit-concurrency", "1000", "--timeout-keep-alive", "65"],
-    "granian": ["--backpressure", "1000", "--http1-header-read-timeout", "10000"],
+    "uvicorn-h11": ["--http", "h11", *UVICORN_LIMITS],
+    "uvicorn-httptools": ["--http", "httptools", *UVICORN_LIMITS],
+    "granian-cli": ["--backpressure", "256", "--http1-header-read-timeout", "10000"],
 }
+
+
+def granian_ceiling(venv: Path) -> servers.ServerSpec:
+    """ceiling_app.py under Granian's CLI: the bare ceiling of Granian's HTTP stack."""
+    port = servers.free_port()
+    command = [str(venv / "granian"), *GRANIAN, "--host", "127.0.0.1", "--port", str(port)]
+    return servers.ServerSpec([*command, "ceiling_app:app"], servers.child_env(venv), "/", port)
+
+
+def uvicorn_ceiling(candidate: str, venv: Path) -> servers.ServerSpec:
+    if candidate == "uvicorn-h11":
+        return servers.ceiling(venv)
+    port = servers.free_port()
+    command = [str(venv / "python"), "-m", "uvicorn", "--http", "httptools", *UVICORN,
+               "--host", "127.0.0.1", "--port", str(port),
+               "--app-dir", str(servers.BENCHMARKS), "ceiling_app:app"]  # fmt: skip
+    return servers.ServerSpec(command, servers.child_env(venv), "/", port)
 
 
 def specs(
@@ -59,26 +79,22 @@ def specs(
 ) -> tuple[servers.ServerSpec, servers.ServerSpec]:
     """The bare ceiling and the bake's app, both under `candidate`."""
     model = project / "build" / "model"
-    if candidate == "uvicorn-h11":
-        return servers.ceiling(venv), servers.ours(venv, ceiling.serve_script(project), model)
-    if candidate == "granian":
+    script = ceiling.serve_script(project)
+    if candidate == "ours":
+        return granian_ceiling(venv), servers.ours(venv, script, model)
+    if candidate == "granian-cli":
+        bare = granian_ceiling(venv)
         command = [str(venv / "granian"), *GRANIAN]
     else:
-        command = [str(venv / "python"), "-m", "uvicorn", "--http", "httptools", *UVICORN]
-    command += ["--host", "127.0.0.1", "--port"]
-    bare, app = servers.free_port(), servers.free_port()
-    factory = ceiling.serve_script(project).removesuffix("-serve") + ".serve.app:from_environment"
-    return (
-        servers.ServerSpec(
-            [*command, str(bare), *CEILING_ARGS[candidate]], servers.child_env(venv), "/", bare
-        ),
-        servers.ServerSpec(
-            [*command, str(app), *APP_ARGS[candidate], "--factory", factory],
-            serve_env(venv, project, app),
-            "/readyz",
-            app,
-        ),
+        bare = uvicorn_ceiling(candidate, venv)
+        command = [str(venv / "python"), "-m", "uvicorn", *UVICORN]
+    port = servers.free_port()
+    factory = script.removesuffix("-serve") + ".serve.app:from_environment"
+    command += ["--host", "127.0.0.1", "--port", str(port), *APP_ARGS[candidate]]
+    app = servers.ServerSpec(
+        [*command, "--factory", factory], serve_env(venv, project, port), "/readyz", port
     )
+    return bare, app
 
 
 Figures = dict[str, tuple[dict[Setting, Result], dict[Setting, Result], float]]
@@ -110,7 +126,7 @@ def measure(
                 ours[setting] = ceiling.load(app.base, setting, example, seconds, workdir, path)
                 print(ours[setting].line(setting.label(f"{name} ours"), own[setting]), flush=True)
         for name, (bare, app) in running.items():
-            rss = process_rss_mb(app.pid) or 0.0  # with its children: Granian serves from one
+            rss = process_rss_mb(app.pid) or 0.0  # with its children: Granian's CLI has one
             bare_rss = process_rss_mb(bare.pid) or 0.0
             print(f"{name} RSS after warm-up: ceiling {bare_rss:.0f} MB, ours {rss:.0f} MB")
             figures[name] = (*figures[name][:2], rss)
@@ -124,7 +140,10 @@ def cell(ours: Result, own: Result) -> str:
 
 
 def table(figures: Figures) -> None:
-    """One row per candidate; ratios against the app under uvicorn/h11, from this run."""
+    """One row per candidate; ratios against the app under uvicorn/h11, from this run.
+
+    `ours` is measured against Granian's ceiling, each other candidate against its own server's.
+    """
     base = figures.get("uvicorn-h11")
     print(
         "\n| server | ceiling 1 row c=8 | ours 1 row c=8 (share) | ours 100 rows c=8 (share) "

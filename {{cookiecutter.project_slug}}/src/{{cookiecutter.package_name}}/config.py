@@ -187,17 +187,28 @@ class ServeSettings(_Settings):
     # Kubernetes waits terminationGracePeriodSeconds; draining must finish well before it.
     drain_seconds: int = Field(default=10, ge=0, le=300)
     # Slow or silent clients: a request's headers, then its body, must arrive within these.
-    header_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    # Granian's header read timeout (milliseconds, at most 60 s) also closes a connection
+    # idle between requests: it is the keep-alive timeout too.
+    header_timeout_seconds: float = Field(default=10, ge=0.001, le=60)
     body_timeout_seconds: float = Field(default=30, gt=0, le=600)
-    # Idle time between requests on a connection. Longer than ingress-nginx's upstream idle
-    # timeout (60 s), so the proxy, not the server, closes idle connections: no 502 races.
-    keep_alive_seconds: int = Field(default=65, ge=1, le=3600)
-    # Open connections at once; more get a 503 and are closed (bounds sockets and memory).
-    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    # Open connections at once (Granian's backpressure); more wait in the listen backlog.
+    # Each may hold a body of up to MAX_BODY_BYTES: 256 x ~1.4 MB stays under the pod's memory.
+    max_connections: int = Field(default=256, ge=1, le=100_000)
+    # Gone: set, it stops the server with one line saying what took its place.
+    keep_alive_seconds: str | None = None
     # FastAPI's native OpenTelemetry (spans, metrics, logs to the globally configured
     # providers, e.g. under `opentelemetry-instrument`). Off by default: its per-request check
     # costs ~10% of a 1-row request, and /metrics already gives Prometheus the figures.
     otel_tracing: bool = False
+
+    @field_validator("keep_alive_seconds")
+    @classmethod
+    def _keep_alive_is_gone(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "no longer read: idle connections close after HEADER_TIMEOUT_SECONDS "
+                "(Granian has no separate keep-alive timeout); unset it"
+            )
 
 
 class ConfigError(ValueError):

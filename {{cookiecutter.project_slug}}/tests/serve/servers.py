@@ -1,7 +1,8 @@
-"""Start the real server (`<package>-serve`, a uvicorn process) for tests that need sockets."""
+"""Start the real server (`<package>-serve`, Granian in one process) for tests that need sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -11,13 +12,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from {{ cookiecutter.package_name }}.config import (
     ServeSettings,
@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.serve.model import (
     ServedModel,
 )
 from {{ cookiecutter.package_name }}.serve.server import (
-    uvicorn_config,
+    Serving,
 )
 
 # Generous: a loaded 2-core CI runner may take many seconds to import scikit-learn.
@@ -59,10 +59,10 @@ class Server:
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
 
-def wait_until_ready(server: Server) -> None:
+def wait_until_ready(server: Server | ThreadServer, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
-        assert server.process.poll() is None, f"server exited early:\n{server.output()}"
+        assert alive(), f"server exited early:\n{server.output()}"
         try:
             with urllib.request.urlopen(server.url("/readyz"), timeout=5) as response:
                 if response.status == 200:
@@ -90,7 +90,7 @@ def running_server(model: Path, log: Path, **settings: str) -> Iterator[Server]:
         process = subprocess.Popen([serve_command], env=env, stdout=sink, stderr=sink)
     running = Server(process, port, log)
     try:
-        wait_until_ready(running)
+        wait_until_ready(running, lambda: process.poll() is None)
         yield running
     finally:
         if process.poll() is None:
@@ -110,7 +110,7 @@ class _Records(logging.Handler):
 
 @dataclass
 class ThreadServer:
-    """The app under uvicorn, configured as `<package>-serve` does, on a thread of the tests."""
+    """The app under Granian, configured as `<package>-serve` does, on a thread of the tests."""
 
     port: int
     records: _Records
@@ -129,28 +129,31 @@ class ThreadServer:
 def server_in_thread(settings: ServeSettings, model: ServedModel) -> Iterator[ThreadServer]:
     """Serve `model` with `settings` (its port is replaced by a free one) until the block ends.
 
-    In-process, so coverage sees the connection handling; startup takes no model load.
+    In-process, so coverage sees the deadlines and the drain; startup takes no model load.
     """
     settings = settings.model_copy(update={"port": free_port(), "host": "127.0.0.1"})
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings, model=model)))
     records = _Records()
     package = create_app.__module__.split(".")[0]
-    loggers = [logging.getLogger(name) for name in ("uvicorn", package)]
+    loggers = [logging.getLogger(name) for name in ("_granian", package)]
     levels = [logger.level for logger in loggers]
-    for logger in loggers:
+    serving = Serving(settings, create_app(settings, model=model), "127.0.0.1")
+    for logger in loggers:  # after Serving: Granian configures its logger there
         logger.addHandler(records)
         logger.setLevel(logging.INFO)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(serving.serve(handle_signals=False),),
+        name="granian",
+        daemon=True,
+    )
     thread.start()
+    running = ThreadServer(settings.port, records)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not server.started:
-            assert thread.is_alive(), "\n".join(records.lines)
-            assert time.monotonic() < deadline, "\n".join(records.lines)
-            time.sleep(0.02)
-        yield ThreadServer(settings.port, records)
+        wait_until_ready(running, thread.is_alive)
+        yield running
     finally:
-        server.should_exit = True
+        loop.call_soon_threadsafe(serving.stop)
         thread.join(timeout=60)
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(records)

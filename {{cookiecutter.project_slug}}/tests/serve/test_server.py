@@ -1,4 +1,4 @@
-"""The real server: a uvicorn process that drains in-flight requests on SIGTERM and exits 0."""
+"""The real server: Granian in one process; it drains in-flight requests on SIGTERM, exits 0."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sklearn.datasets import load_breast_cancer
 
 from {{ cookiecutter.package_name }} import (
@@ -26,9 +25,6 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.serve import (
     server as serve_server,
-)
-from {{ cookiecutter.package_name }}.serve.app import (
-    create_app,
 )
 
 from .servers import Server, free_port, running_server
@@ -47,7 +43,7 @@ def server(exported_model: Path, tmp_path: Path) -> Iterator[Server]:
 def start_request_in_flight(port: int, body: bytes) -> socket.socket:
     """Send a request's headers, and return once the app has started reading its body.
 
-    `Expect: 100-continue` makes uvicorn answer "100 Continue" when the endpoint asks for the
+    `Expect: 100-continue` makes Granian answer "100 Continue" when the endpoint asks for the
     body, so the request is provably inside the app, waiting for the rest.
     """
     sock = socket.create_connection(("127.0.0.1", port), timeout=60)
@@ -144,7 +140,7 @@ def test_a_broken_model_exits_1_with_one_line_naming_the_setting_and_the_file(
     assert "Traceback" not in ended.stderr
 
 
-# HOST and PORT that cannot be listened on; uvicorn exited 3 with only the OS's words.
+# HOST and PORT that cannot be listened on: one line naming them, not a server's traceback.
 UNUSABLE_ADDRESSES = {
     "unresolvable-name": ("no-such-host.invalid", "not an address to listen on"),
     "not-an-ipv4-address": ("999.1.1.1", "not an address to listen on"),
@@ -179,13 +175,22 @@ def test_bad_settings_exit_2_naming_the_variable(
     assert "PORT='eighty'" in capsys.readouterr().err
 
 
-def test_signals_fail_readiness_and_a_second_ctrl_c_skips_the_drain(
-    exported_model: Path,
-) -> None:
-    app = create_app(ServeSettings(model_uri=str(exported_model)))
-    server = serve_server.DrainingServer(uvicorn.Config(app), app.state.serving)
-    server.handle_exit(signal.SIGTERM, None)
-    assert app.state.serving.shutting_down
-    assert (server.should_exit, server.force_exit) == (True, False)
-    server.handle_exit(signal.SIGINT, None)
-    assert server.force_exit
+def test_keep_alive_seconds_is_gone_and_says_so_in_one_line() -> None:
+    ended = serve_process({"KEEP_ALIVE_SECONDS": "65", "PORT": str(free_port())})
+    assert ended.returncode == 2, ended.stderr
+    assert ended.stderr.count("\n") == 1, ended.stderr
+    assert "KEEP_ALIVE_SECONDS='65'" in ended.stderr
+    assert "idle connections close after HEADER_TIMEOUT_SECONDS" in ended.stderr
+
+
+def test_a_second_ctrl_c_skips_the_drain(exported_model: Path, tmp_path: Path) -> None:
+    with running_server(exported_model, tmp_path / "server.log", DRAIN_SECONDS="300") as server:
+        stalled = start_request_in_flight(server.port, b"{}")
+        server.process.send_signal(signal.SIGINT)
+        assert wait_until_refused(server.port), server.output()  # draining: readiness is gone
+        server.process.send_signal(signal.SIGINT)
+        status, answer = read_response(stalled)  # long before DRAIN_SECONDS=300
+        stalled.close()
+        assert server.process.wait(timeout=60) == 0, server.output()
+    assert (status, answer["error"]) == (503, "server shutting down")
+    assert "cutting 1 request(s) still running" in server.output()

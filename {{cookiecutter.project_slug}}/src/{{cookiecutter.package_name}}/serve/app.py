@@ -16,10 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from ..config import PROJECT, ServeSettings, load
-from .body import RequestFraming, read_json
-from .connections import BODY_TIMED_OUT
+from .body import CLOSE, RequestFraming, read_json
 from .errors import ApiError
 from .lifecycle import ServingState, lifespan, not_ready_reason
+from .limits import BODY_TIMED_OUT
 from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
 from .model import NonFinitePredictionError, Prediction, ServedModel
@@ -99,8 +99,8 @@ def from_environment() -> FastAPI:
     """The app with the environment's settings, loading MODEL_URI at startup.
 
     For running it under another ASGI server, e.g.
-    `uvicorn --factory <package>.serve.app:from_environment`: that server's own settings then
-    stand for serve/server.py's limits and drain.
+    `granian --interface asgi --factory <package>.serve.app:from_environment`: that server's
+    own settings then stand for serve/server.py's deadlines, cap and drain.
     """
     return create_app(load(ServeSettings))
 
@@ -121,14 +121,15 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientDisconnect)
     async def client_gone(request: Request, _: ClientDisconnect) -> Response:
-        # Nobody reads this answer; its status is what /metrics counts. One line, no traceback.
-        if request.scope.get(BODY_TIMED_OUT):
-            status, why = 408, "did not send its body within BODY_TIMEOUT_SECONDS"
-        else:
-            status, why = CLIENT_GONE, "disconnected before its request was answered"
         client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
-        log.info("%s %s: %s %s", request.method, request.url.path, client, why)
-        return Response(status_code=status)
+        where = f"{request.method} {request.url.path}: {client}"
+        if reason := request.scope.get(BODY_TIMED_OUT):  # still there, too slow: say so, close
+            log.info("%s did not send its body within BODY_TIMEOUT_SECONDS", where)
+            body = orjson.dumps({"error": "request timeout", "detail": reason})
+            return Response(body, 408, CLOSE, media_type="application/json")
+        # Nobody reads this answer; its status is what /metrics counts. One line, no traceback.
+        log.info("%s disconnected before its request was answered", where)
+        return Response(status_code=CLIENT_GONE)
 
 
 def _add_probes(app: FastAPI, state: ServingState, settings: ServeSettings) -> None:

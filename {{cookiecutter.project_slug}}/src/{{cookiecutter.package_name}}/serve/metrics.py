@@ -126,7 +126,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         except asyncio.CancelledError:
-            # uvicorn cancels what is still running when DRAIN_SECONDS run out. Answer if we
+            # serve/server.py cancels what still runs when DRAIN_SECONDS run out. Answer if we
             # still can, count it as cut, and end here: re-raising only adds a traceback.
             log.warning("%s %s cut by the drain timeout", scope["method"], scope["path"])
             if not responded:
