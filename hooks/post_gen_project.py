@@ -4,13 +4,10 @@ from pathlib import Path
 
 UNUSED = {
     "Proprietary": ["LICENSE"],  # no open-source licence text for a proprietary project
-    # A regressor has no prediction mix, so k8s/monitoring has no model alerts to test.
-    "regression": ["tests/monitoring/model.test.yaml"],
 }
 
-for answer in ("{{ cookiecutter.license }}", "{{ cookiecutter.task }}"):
-    for name in UNUSED.get(answer, []):
-        Path(name).unlink()
+for name in UNUSED.get("{{ cookiecutter.license }}", []):
+    Path(name).unlink()
 
 PROJECT_NAME = {{ cookiecutter.project_name | py_str }}
 

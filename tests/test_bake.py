@@ -87,8 +87,6 @@ def test_each_task_writes_exactly_these_files(
     default_project: Path, tmp_path: Path, task: str
 ) -> None:
     expected = set(Path(__file__).with_name("expected_files.txt").read_text().split())
-    if task == "regression":  # no prediction mix, no model alerts to test
-        expected.remove("tests/monitoring/model.test.yaml")
     project = default_project if task == SPEC["task"] else bake(tmp_path, task=task)
     actual = relative(project)
     assert actual - expected == set(), "files nobody expected"

@@ -245,6 +245,7 @@ def _predict(
     except (ValueError, TypeError) as error:  # the input passed the signature check
         raise ApiError(422, "the model rejected the input", str(error)) from None
     metrics.predicted(endpoint, len(rows))
+    metrics.drift.observe(rows)
     if result.probabilities is not None:  # a classifier: count the mix of classes
         metrics.predicted_classes(result.predictions)
     return result

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ..reference_bins import DRIFT_REFERENCE
 from .errors import one_line
 from .features import NUMERIC_TYPES, SUPPORTED_TYPES, Feature
 from .nullable import NULLABLE_FEATURES
@@ -138,6 +139,7 @@ def _load_folder(folder: Path, uri: str, registered: dict[str, str]) -> ServedMo
         source=uri,
         onnx=onnx,
         runtime_note=note,
+        drift_reference=recorded.get(DRIFT_REFERENCE),
         load_estimator=load_estimator,
     )
 

@@ -19,6 +19,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .drift import DriftCollector
+
 log = logging.getLogger(__name__)
 
 # The status counted for a request that ended without the app answering it: the client went
@@ -89,6 +91,8 @@ class Metrics:
         )
         # CPU seconds and resident memory, read from /proc at scrape time only: saturation.
         ProcessCollector(registry=self.registry)
+        self.drift = DriftCollector()  # feature_drift_psi{feature}
+        self.registry.register(self.drift)
 
         # Labelled children by their labels: `labels()` takes a lock and builds a key each time.
         self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
