@@ -1,8 +1,8 @@
 """A real Prometheus (Debian's binary, on the host) scrapes a bake's serving container, started
 as its pod by proof/containers.py, with the bake's rules loaded. After a little traffic, every
 rule is healthy and returns data (an alert through the series it reads), every dashboard panel's
-query returns data, and a PNG of the key figures is kept: `monitoring/key-figures.png` under
-pytest's temporary folder (the path is printed; pytest keeps the last three runs)."""
+query returns data, and a PNG of the key figures is kept: `key-figures.png` in the folder
+`--artifacts DIR` names, else under pytest's temporary folder (the path is printed either way)."""
 
 from __future__ import annotations
 
@@ -154,13 +154,17 @@ KEY_FIGURES = {
 }
 
 
-def test_key_figures_are_drawn_to_a_png(scraped: Prometheus, folder: Path) -> None:
+def test_key_figures_are_drawn_to_a_png(
+    scraped: Prometheus, folder: Path, request: pytest.FixtureRequest
+) -> None:
     end = time.time()
     panels = {
         title: figures.series(scraped.query_range(expr, end - TRAFFIC_SECONDS - 30, end, 1), label)
         for title, (expr, label) in KEY_FIGURES.items()
     }
     assert all(panels.values()), [title for title, series in panels.items() if not series]
-    path = figures.draw(panels, folder / "key-figures.png")
+    artifacts: Path = request.config.getoption("artifacts") or folder
+    artifacts.mkdir(parents=True, exist_ok=True)
+    path = figures.draw(panels, artifacts / "key-figures.png")
     print(f"key figures: {path}")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
