@@ -151,6 +151,11 @@ KEY_FIGURES = {
     "Ready replicas": (f"sum(model_ready{{{SELECT}}})", "ready"),
     "CPU (cores)": (f"rate(process_cpu_seconds_total{{{SELECT}}}[10s])", "{instance}"),
     "Resident memory (bytes)": (f"process_resident_memory_bytes{{{SELECT}}}", "{instance}"),
+    # Half the traffic is scaled by 1.5: every feature drifts, the most-shifted five shown.
+    "Input drift, top five features (PSI)": (
+        f"topk(5, feature_drift_psi{{{SELECT}}})",
+        "{feature}",
+    ),
 }
 
 
