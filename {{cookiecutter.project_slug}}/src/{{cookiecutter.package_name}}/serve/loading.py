@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..reference_bins import DRIFT_REFERENCE
 from .errors import one_line
 from .features import NUMERIC_TYPES, SUPPORTED_TYPES, Feature
 from .nullable import NULLABLE_FEATURES
@@ -94,6 +93,7 @@ def _load_folder(folder: Path, uri: str, registered: dict[str, str]) -> ServedMo
         # training allows it.
         nullable = set(recorded[NULLABLE_FEATURES])
         features = [Feature(f.name, f.type, True, f.name in nullable) for f in features]
+    from ..reference_bins import DRIFT_REFERENCE  # numpy: kept out of read_model_metadata's import
     from .model import ServedModel
     from .onnx_runtime import load_checked
 
