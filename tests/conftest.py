@@ -26,6 +26,14 @@ CUSTOM_ANSWERS = {
 }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--artifacts",
+        type=Path,
+        help="keep what tests draw for a person (the monitoring test's PNG) in this folder",
+    )
+
+
 def bake(output_dir: Path, **answers: str) -> Path:
     """Generate a project from the template with `answers` over the defaults."""
     project = cookiecutter(

@@ -98,7 +98,10 @@ def test_export_is_a_self_contained_model_naming_its_version(
 ) -> None:
     mlmodel = yaml.safe_load((exported_model / "MLmodel").read_text())
     inputs = mlmodel["signature"]["inputs"]
-    assert mlmodel["metadata"] == {
+    metadata = dict(mlmodel["metadata"])
+    # Each feature's bins for the server's drift scores (tests/test_reference_bins.py).
+    assert set(metadata.pop("drift_reference")) == {c["name"] for c in json.loads(inputs)}
+    assert metadata == {
         "model_name": trained.model_name,
         "model_version": trained.model_version,
         "run_id": trained.run_id,

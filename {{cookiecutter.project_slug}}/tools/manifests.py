@@ -4,7 +4,8 @@
 
 Renders the overlays into build/manifests/, validates them against the kind node's Kubernetes
 schema, applies our own rules (tools/manifest_rules.py), then the generic scanners: yamllint,
-checkov, trivy config, zizmor, the workflow and Dependabot schemas, actionlint.
+checkov, trivy config, zizmor, the workflow and Dependabot schemas, actionlint. k8s/monitoring is
+rendered and scanned too, once its PrometheusRule is found current (tools/monitoring.py).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from pathlib import Path
 
 import yaml
 
-from tools import manifest_rules
+from tools import manifest_rules, monitoring
 from tools.project import ROOT, run
 
 RENDERED = ROOT / "build" / "manifests"
-# What `render` accepts: the overlays, and k8s/hpa-load (the autoscaler demo's load Job).
+# What `render` accepts: the overlays, k8s/hpa-load (the autoscaler demo's load Job) and
+# k8s/monitoring (rules, scrape and dashboard for the Prometheus Operator and Grafana).
 SOURCES = {
     "kind": "k8s/overlays/kind",
     "production": "k8s/overlays/production",
     "hpa-load": "k8s/hpa-load",
+    "monitoring": "k8s/monitoring",
 }
 WORKFLOWS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -65,10 +68,13 @@ def scanners() -> list[list[str]]:
 
 
 def check(overlays: Sequence[str]) -> int:
+    if monitoring.main(["--check"]):
+        return 1
     rendered = [render(overlay) for overlay in overlays]
-    load = render("hpa-load")
+    extras = [render("hpa-load"), render("monitoring")]  # its CRs have no schema here: warned
     run("yamllint", "--strict", "-c", ".yamllint.yaml", "k8s", ".github")
-    run("kubernetes-validate", "--strict", "--quiet", "-k", kubernetes_version(), *rendered, load)
+    version = kubernetes_version()
+    run("kubernetes-validate", "--strict", "--quiet", "-k", version, *rendered, *extras)
     if manifest_rules.main(rendered):
         return 1
     for command in scanners():

@@ -26,6 +26,7 @@ from sklearn.utils import assert_all_finite
 from . import data, evaluate, onnx_export, plots, promotion, tracking
 from .config import TrainSettings
 from .pipeline import HYPERPARAMETERS_BY_TASK, build_pipeline
+from .reference_bins import DRIFT_REFERENCE, reference
 from .serve.errors import one_line
 from .serve.nullable import NULLABLE_FEATURES, nullable_features
 
@@ -182,5 +183,8 @@ def _log_model(
         pip_requirements=[f"{name}=={installed_version(name)}" for name in MODEL_REQUIREMENTS],
         registered_model_name=model_name,
         # From all the training data: the 5-row example alone would let the seed decide.
-        metadata={NULLABLE_FEATURES: nullable_features(model, parts.x_train)},
+        metadata={
+            NULLABLE_FEATURES: nullable_features(model, parts.x_train),
+            DRIFT_REFERENCE: reference(parts.x_train),  # serve/drift.py's bins
+        },
     )

@@ -218,6 +218,9 @@ def _add_predictions(
         result = _predict(served, rows, "/invocations", metrics)
         return json_response({"predictions": result.predictions})
 
+    for endpoint in ("/predict", "/invocations"):  # 0 from the start, so alerts see the series
+        metrics.non_finite.labels(endpoint)
+
 
 def _serving(state: ServingState, settings: ServeSettings) -> tuple[ServedModel, RowValidator]:
     """The loaded model and its row checks, or a 503 saying why there is none yet."""
@@ -243,6 +246,9 @@ def _predict(
     except (ValueError, TypeError) as error:  # the input passed the signature check
         raise ApiError(422, "the model rejected the input", str(error)) from None
     metrics.predicted(endpoint, len(rows))
+    metrics.drift.observe(rows)
+    if result.probabilities is not None:  # a classifier: count the mix of classes
+        metrics.predicted_classes(result.predictions)
     return result
 
 

@@ -55,6 +55,7 @@ def lifespan(
         gc.freeze()  # the loaded model is long-lived: keep it out of every future GC pass
         state.mark_ready(loaded, settings.max_batch_size)
         metrics.model_info.labels(loaded.name, loaded.version, loaded.run_id).set(1)
+        metrics.drift.track(loaded.names, loaded.drift_reference)
         metrics.ready.set(1)
         log.info(
             "serving model %s version %s (run %s) from %s%s",

@@ -93,6 +93,7 @@ def _load_folder(folder: Path, uri: str, registered: dict[str, str]) -> ServedMo
         # training allows it.
         nullable = set(recorded[NULLABLE_FEATURES])
         features = [Feature(f.name, f.type, True, f.name in nullable) for f in features]
+    from ..reference_bins import DRIFT_REFERENCE  # numpy: kept out of read_model_metadata's import
     from .model import ServedModel
     from .onnx_runtime import load_checked
 
@@ -138,6 +139,7 @@ def _load_folder(folder: Path, uri: str, registered: dict[str, str]) -> ServedMo
         source=uri,
         onnx=onnx,
         runtime_note=note,
+        drift_reference=recorded.get(DRIFT_REFERENCE),
         load_estimator=load_estimator,
     )
 

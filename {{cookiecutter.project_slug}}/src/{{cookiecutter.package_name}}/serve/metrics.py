@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests by endpoint and status, latency, predictions served."""
+"""Prometheus metrics: requests by endpoint and status, latency, predictions served, the process."""
 
 from __future__ import annotations
 
@@ -6,10 +6,20 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter as Tally
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .drift import DriftCollector
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,14 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        # The prediction mix (k8s/monitoring alerts on its shift): classes are the model's own,
+        # so the label stays bounded. Regressors predict numbers and leave it empty.
+        self.classes = Counter(
+            "predicted_class",
+            "Rows predicted, by the class predicted (classifiers).",
+            ["class"],
+            registry=self.registry,
+        )
         self.non_finite = Counter(
             "non_finite_predictions",
             "Rows refused because the model computed NaN or an infinity for them, by endpoint.",
@@ -71,10 +89,15 @@ class Metrics:
             "1 once the model is loaded and the server takes predictions.",
             registry=self.registry,
         )
+        # CPU seconds and resident memory, read from /proc at scrape time only: saturation.
+        ProcessCollector(registry=self.registry)
+        self.drift = DriftCollector()  # feature_drift_psi{feature}
+        self.registry.register(self.drift)
 
         # Labelled children by their labels: `labels()` takes a lock and builds a key each time.
         self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._predicted: dict[str, Any] = {}
+        self._classes: dict[Any, Any] = {}
 
     def endpoint(self, path: str) -> str:
         """The label for `path`: a known endpoint, or OTHER so labels stay few."""
@@ -96,6 +119,15 @@ class Metrics:
         if (child := self._predicted.get(endpoint)) is None:
             child = self._predicted[endpoint] = self.predictions.labels(endpoint)
         child.inc(rows)
+
+    def predicted_classes(self, predictions: list[Any]) -> None:
+        """Count a classifier's predicted rows by class."""
+        # One row, the common request, skips building a Counter (a few microseconds).
+        tally = Tally(predictions) if len(predictions) > 1 else dict.fromkeys(predictions, 1)
+        for label, rows in tally.items():
+            if (child := self._classes.get(label)) is None:
+                child = self._classes[label] = self.classes.labels(str(label))
+            child.inc(rows)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -61,6 +61,7 @@ class ServedModel:
         onnx: OnnxPredictor | None = None,
         runtime_note: str | None = None,
         load_estimator: Callable[[], Any] | None = None,
+        drift_reference: dict[str, Any] | None = None,
     ) -> None:
         self._estimator = estimator
         self._load_estimator = load_estimator
@@ -74,6 +75,7 @@ class ServedModel:
         # Which runtime serves predictions, and why not ONNX when it was offered but not used.
         self.runtime = ONNX_RUNTIME if self._onnx is not None else SKLEARN_RUNTIME
         self.runtime_note = runtime_note
+        self.drift_reference = drift_reference  # training's bins per feature, for /metrics
         self._fast = None
         if self._onnx is not None:
             self.has_proba = self._onnx.classes is not None
