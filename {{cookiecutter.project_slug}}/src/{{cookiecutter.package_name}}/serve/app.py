@@ -24,7 +24,7 @@ from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
 from .model import NonFinitePredictionError, Prediction, ServedModel
 from .openapi import install as install_openapi
-from .requests import RowValidator
+from .requests import Rows, RowValidator
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +225,7 @@ def _serving(state: ServingState, settings: ServeSettings) -> tuple[ServedModel,
     return state.model, state.validator
 
 
-def _predict(
-    served: ServedModel, rows: list[list[Any]], endpoint: str, metrics: Metrics
-) -> Prediction:
+def _predict(served: ServedModel, rows: Rows, endpoint: str, metrics: Metrics) -> Prediction:
     """Predict `rows`; a 422 where the model refuses them or computes a non-finite value."""
     try:
         result = served.predict(rows)
