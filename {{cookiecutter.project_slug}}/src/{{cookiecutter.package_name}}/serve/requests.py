@@ -142,7 +142,7 @@ class RowValidator:
             )
         if self.batch.applies and set(data) == self.name_set:
             [count] = lengths
-            self._check_count(count)
+            self.check_count(count)
             array = self.batch.from_columns([data[name] for name in self.names], count)
             if array is not None:
                 return array
@@ -158,9 +158,10 @@ class RowValidator:
     def _check_size(self, instances: Any) -> None:
         if not isinstance(instances, list):
             raise ApiError(422, "expected a list of instances", f"got {type(instances).__name__}")
-        self._check_count(len(instances))
+        self.check_count(len(instances))
 
-    def _check_count(self, count: int) -> None:
+    def check_count(self, count: int) -> None:
+        """422 for an empty batch or one over MAX_BATCH_SIZE."""
         if not count:
             raise ApiError(422, "empty batch", "send at least one instance")
         if count > self.max_batch_size:
