@@ -135,9 +135,9 @@ class TensorReader:
         if len(tensor.shape) != 2 or tensor.shape[1] != width:
             raise bad_request(
                 "bad input tensor shape",
-                f"input {tensor.name!r} is not a feature and has shape {tensor.shape}: send one "
-                f"[N, {width}] tensor with the features in the order {self.validator.names}, "
-                "or one tensor per feature, named like it",
+                f"input {short(tensor.name)} is not a feature and has shape "
+                f"{short(tensor.shape)}: send one [N, {width}] tensor with the features in the "
+                f"order {self.validator.names}, or one tensor per feature, named like it",
             )
         count = tensor.shape[0]
         self.validator.check_count(count)
@@ -167,7 +167,8 @@ class TensorReader:
             if len(t.shape) not in (1, 2) or t.shape[1:] not in ([], [1]):
                 raise bad_request(
                     "bad input tensor shape",
-                    f"input {t.name!r} has shape {t.shape}; a feature's tensor is [N] or [N, 1]",
+                    f"input {short(t.name)} has shape {short(t.shape)}; "
+                    "a feature's tensor is [N] or [N, 1]",
                 )
         counts = {t.name: t.shape[0] for t in tensors}
         if len(set(counts.values())) != 1:
@@ -232,14 +233,16 @@ def _tensor(index: int, value: Any) -> Tensor:
         raise bad_request("bad input tensor", f"{where}: 'name' must be a string")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         raise bad_request(
-            "bad input tensor shape", f"input {name!r}: shape {short(shape)} is not a list of sizes"
+            "bad input tensor shape",
+            f"input {short(name)}: shape {short(shape)} is not a list of sizes",
         )
     if datatype not in DATATYPES:
         raise bad_request(
-            "unknown datatype", f"input {name!r}: {short(datatype)}; one of {sorted(DATATYPES)}"
+            "unknown datatype",
+            f"input {short(name)}: {short(datatype)}; one of {sorted(DATATYPES)}",
         )
     if not isinstance(data, list):
-        raise bad_request("bad input tensor", f"input {name!r}: 'data' must be a list")
+        raise bad_request("bad input tensor", f"input {short(name)}: 'data' must be a list")
     return Tensor(name, shape, datatype, _flattened(name, shape, data))
 
 
@@ -250,7 +253,7 @@ def _flattened(name: str, shape: list[int], data: list[Any]) -> list[Any]:
             break  # flat (a value that is a list is refused by the value checks)
         if set(map(type, data)) != {list} or set(map(len, data)) != {size}:
             raise bad_request(
-                "tensor data does not match its shape", f"input {name!r}: shape {shape}"
+                "tensor data does not match its shape", f"input {short(name)}: shape {short(shape)}"
             )
         data = list(chain.from_iterable(data))
     return data
@@ -260,8 +263,8 @@ def _check_data(tensor: Tensor) -> None:
     if len(tensor.values) != math.prod(tensor.shape):
         raise bad_request(
             "tensor data does not match its shape",
-            f"input {tensor.name!r}: shape {tensor.shape} holds {math.prod(tensor.shape)} "
-            f"values, 'data' has {len(tensor.values)}",
+            f"input {short(tensor.name)}: shape {short(tensor.shape)} holds "
+            f"{math.prod(tensor.shape)} values, 'data' has {len(tensor.values)}",
         )
 
 
@@ -269,6 +272,6 @@ def _unfit(tensor: Tensor, features: Sequence[Feature]) -> ApiError:
     first = features[0]
     return bad_request(
         "datatype does not fit the feature",
-        f"input {tensor.name!r} is {tensor.datatype}; feature {first.name!r} ({first.type}) "
+        f"input {short(tensor.name)} is {tensor.datatype}; feature {first.name!r} ({first.type}) "
         f"takes {', '.join(TAKES[first.type])}",
     )
