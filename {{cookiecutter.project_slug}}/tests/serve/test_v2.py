@@ -4,12 +4,13 @@ metadata, and infer with either tensor layout, answering like /predict and refus
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sklearn.datasets import load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from {{ cookiecutter.package_name }}.config import (
     ModelType,
@@ -20,6 +21,7 @@ from {{ cookiecutter.package_name }}.pipeline import (
     build_pipeline,
 )
 from {{ cookiecutter.package_name }}.serve.app import (
+    ENDPOINTS,
     create_app,
 )
 from {{ cookiecutter.package_name }}.serve.errors import (
@@ -338,6 +340,25 @@ def test_a_regressor_answers_predict_only(regressor_client: TestClient) -> None:
     assert asked.json()["detail"] == "['predict_proba']; this model gives ['predict']"
 
 
+def test_a_classifier_without_probabilities_answers_predict_only(settings: ServeSettings) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    target = load_breast_cancer(as_frame=True).target
+    pipeline = make_pipeline(StandardScaler(), LinearSVC()).fit(FRAME, target)
+    features = [Feature(name, "double") for name in NAMES]
+    served = ServedModel(
+        pipeline, features, name="svc", version="1", run_id="r", example=None, source="test"
+    )
+    with TestClient(create_app(settings, model=served)) as svc_client:
+        outputs = svc_client.get("/v2/models/svc").json()["outputs"]
+        assert outputs == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+        answer = infer(svc_client, batch_tensor(ROWS)).json()
+        [labels] = answer["outputs"]
+        assert labels["data"] == pipeline.predict(FRAME.iloc[:3]).tolist()
+
+
 MIXED = [
     Feature("n", "long"),
     Feature("flag", "boolean"),
@@ -351,7 +372,7 @@ def tensor(name: str, datatype: str, data: list[Any]) -> dict[str, Any]:
 
 
 def test_each_feature_type_takes_its_datatype() -> None:
-    reader = TensorReader(RowValidator(MIXED, 10), classes=None)
+    reader = TensorReader(RowValidator(MIXED, 10), classes=None, probabilities=False)
     request = reader.read(
         {
             "inputs": [
@@ -398,3 +419,11 @@ def bad(reader: TensorReader, payload: Any) -> Any:
 )
 def test_the_label_datatype_follows_the_classes(classes: Any, datatype: str) -> None:
     assert label_datatype(classes) == datatype
+
+
+def test_the_serving_docs_name_every_route() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "serving.md").read_text()
+    for path in ENDPOINTS:
+        unversioned = path.replace("/versions/{version}", "")
+        assert f" {unversioned}`" in docs, path
+    assert "also under `/versions/{version}`" in docs

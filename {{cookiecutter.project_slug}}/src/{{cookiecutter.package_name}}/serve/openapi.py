@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from .features import NUMERIC_TYPES, Feature
 from .model import ServedModel
 from .requests import INVOCATION_KEYS
-from .tensors import BATCH_INPUT, DATATYPES, FEATURE_DATATYPE, PREDICT, PROBA, TAKES, TENSOR_KEYS
+from .tensors import BATCH_INPUT, DATATYPES, FEATURE_DATATYPE, TAKES, TENSOR_KEYS, outputs_of
 from .v2 import INFER, INFER_VERSION
 
 # MLflow column types as JSON Schema types (a long is any integer, a float any number).
@@ -188,7 +188,7 @@ def install(app: FastAPI, served: Callable[[], ServedModel | None]) -> None:
         bodies = {"/predict": instances_schema(), "/invocations": {}, INFER: generic_infer}
         examples: dict[str, Any] = {}
         if model is not None:
-            outputs = [PREDICT, PROBA] if model.classes is not None else [PREDICT]
+            outputs = list(outputs_of(model.classes, model.has_proba))
             bodies = {
                 "/predict": instances_schema(rows_schema(model.features)),
                 "/invocations": invocations_schema(model.features),

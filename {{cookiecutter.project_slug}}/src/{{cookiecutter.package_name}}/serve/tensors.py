@@ -65,6 +65,11 @@ def bad_request(error: str, detail: str) -> ApiError:
     return ApiError(422, error, detail)
 
 
+def outputs_of(classes: list[Any] | None, probabilities: bool) -> tuple[str, ...]:
+    """The outputs a model gives: `predict`, and `predict_proba` if it has probabilities."""
+    return (PREDICT, PROBA) if classes is not None and probabilities else (PREDICT,)
+
+
 def label_datatype(classes: list[Any] | None) -> str:
     """The V2 datatype of the `predict` output: the classes' type, FP64 for a regressor."""
     kinds = {type(c) for c in classes} if classes else {float}
@@ -78,11 +83,12 @@ def label_datatype(classes: list[Any] | None) -> str:
 class TensorReader:
     """Reads infer requests for one model (its features, and what it outputs)."""
 
-    def __init__(self, validator: RowValidator, classes: list[Any] | None) -> None:
+    def __init__(
+        self, validator: RowValidator, classes: list[Any] | None, probabilities: bool
+    ) -> None:
         self.validator = validator
         self.features = validator.features
-        self.classes = classes
-        self.available = (PREDICT, PROBA) if classes is not None else (PREDICT,)
+        self.available = outputs_of(classes, probabilities)
         self.label_datatype = label_datatype(classes)
 
     def read(self, payload: Any) -> InferRequest:
@@ -210,10 +216,10 @@ class TensorReader:
             if name == PREDICT:
                 data, shape, datatype = result.predictions, [count], self.label_datatype
             else:
-                assert result.probabilities is not None  # a classifier's, as `available` says
-                assert self.classes is not None
+                assert result.probabilities is not None  # the model has them: see `available`
                 data = list(chain.from_iterable(result.probabilities))
-                shape, datatype = [count, len(self.classes)], "FP64"
+                width = len(result.probabilities[0]) if count else 0
+                shape, datatype = [count, width], "FP64"
             tensors.append({"name": name, "datatype": datatype, "shape": shape, "data": data})
         return tensors
 

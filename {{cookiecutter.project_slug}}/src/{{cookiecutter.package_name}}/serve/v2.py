@@ -95,7 +95,7 @@ def install_v2(
     def tensor_reader(served: ServedModel, validator: RowValidator) -> TensorReader:
         nonlocal reader  # one per loaded model: it is built once, not per request
         if reader is None or reader.validator is not validator:
-            reader = TensorReader(validator, served.classes)
+            reader = TensorReader(validator, served.classes, served.has_proba)
         return reader
 
     async def infer(request: Request) -> Response:
@@ -153,8 +153,9 @@ def metadata(served: ServedModel, tensors: TensorReader) -> dict[str, Any]:
     outputs: list[dict[str, Any]] = [
         {"name": PREDICT, "datatype": tensors.label_datatype, "shape": [-1]}
     ]
-    if served.classes is not None:
-        outputs.append({"name": PROBA, "datatype": "FP64", "shape": [-1, len(served.classes)]})
+    if PROBA in tensors.available:
+        width = len(served.classes or [])
+        outputs.append({"name": PROBA, "datatype": "FP64", "shape": [-1, width]})
     return {
         "name": served.name,
         **({"versions": [served.version]} if served.version != UNKNOWN else {}),
