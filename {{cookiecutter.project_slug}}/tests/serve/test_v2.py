@@ -252,6 +252,16 @@ def test_bad_infer_requests_are_422_naming_the_problem(client: TestClient, membe
     assert detail in str(response.json()["detail"])
 
 
+def test_the_body_limit_and_media_type_hold_for_v2(client: TestClient) -> None:
+    large = batch_tensor(ROWS * 1000)  # 3000 rows: past the fixture's 64 KiB MAX_BODY_BYTES
+    too_large = infer(client, large)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"] == "request body too large"
+    url = f"/v2/models/{model_of(client).name}/infer"
+    as_text = client.post(url, content=b"{}", headers={"Content-Type": "text/plain"})
+    assert as_text.status_code == 415
+
+
 def test_only_the_outputs_asked_for_are_answered(client: TestClient) -> None:
     body = {**batch_tensor(ROWS), "outputs": [{"name": "predict_proba"}]}
     answer = infer(client, body).json()
