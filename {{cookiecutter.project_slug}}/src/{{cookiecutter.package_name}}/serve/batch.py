@@ -55,15 +55,19 @@ class NumericBatch:
         kinds = set(map(type, values))
         if not kinds <= self.kinds:
             return None  # a string, bool, nested value, or a null no feature takes
-        try:
-            flat = np.array(values, dtype=np.float64)  # a null becomes NaN
+        nulls = type(None) in kinds
+        try:  # fromiter is the faster; only np.array makes a null NaN
+            if nulls:
+                flat = np.array(values, dtype=np.float64)
+            else:
+                flat = np.fromiter(values, np.float64, len(values))
         except OverflowError:  # an int past the largest double
             return None
         if by_column:
             array = np.ascontiguousarray(flat.reshape(self.width, rows).T)
         else:
             array = flat.reshape(rows, self.width)
-        return array if self._acceptable(array, nulls=type(None) in kinds) else None
+        return array if self._acceptable(array, nulls) else None
 
     def _acceptable(self, array: Array, nulls: bool) -> bool:
         """True if every value is finite, or NaN (a null) in a nullable feature, and every
