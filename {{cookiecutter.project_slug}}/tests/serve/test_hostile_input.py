@@ -211,55 +211,6 @@ def test_values_echoed_in_errors_are_cut_short(
     assert len(response.content) < 1000
 
 
-def v2_body(**tensor: Any) -> bytes:
-    """One V2 tensor of the exported model's row, with `tensor`'s keys replaced."""
-    fields = {"name": "x", "shape": [1, len(ROW)], "datatype": "FP64", "data": ROW, **tensor}
-    return json.dumps({"inputs": [fields]}).encode()
-
-
-# What only the V2 route reads: sizes, names and nesting a client makes up. Each member:
-# (path under /v2/models/, body, status, error); every answer is small.
-V2_CLASS: dict[str, tuple[str, bytes, int, str]] = {
-    "20k-character-tensor-name": (
-        "{name}/infer",
-        v2_body(name="x" * 20_000, shape=[1, 29]),
-        422,
-        "bad input tensor shape",
-    ),
-    "20k-character-feature-name-twice": (
-        "{name}/infer",
-        json.dumps(
-            {"inputs": [{**json.loads(v2_body())["inputs"][0], "name": "y" * 20_000}] * 2}
-        ).encode(),
-        422,
-        "input named more than once",
-    ),
-    "15k-dimensions": ("{name}/infer", v2_body(shape=[1] * 15_000), 422, "bad input"),
-    "data-nested-900-deep": (
-        "{name}/infer",
-        v2_body(data=[]).replace(b"[]}]}", b"[" * 900 + b"1.0" + b"]" * 900 + b"}]}"),
-        422,
-        "tensor data does not match its shape",
-    ),
-    "largest-uint64-rows": ("{name}/infer", v2_body(shape=[2**64 - 1, len(ROW)]), 422, "batch too"),
-    "50k-character-model-name": ("n" * 50_000 + "/infer", v2_body(), 404, "unknown model"),
-    "50k-character-version": ("{name}/versions/" + "9" * 50_000, b"", 404, "unknown model"),
-}
-
-
-@pytest.mark.parametrize("member", list(V2_CLASS))
-def test_made_up_v2_sizes_names_and_nesting_are_a_short_4xx(
-    client: TestClient, member: str
-) -> None:
-    path, body, status, error = V2_CLASS[member]
-    model = client.app.state.serving.model  # type: ignore[attr-defined]
-    path = "/v2/models/" + path.replace("{name}", model.name)
-    response = post(client, path, body) if body else client.get(path)
-    assert response.status_code == status, response.text[:500]
-    assert response.json()["error"].startswith(error)
-    assert len(response.content) < 1000
-
-
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_a_utf8_byte_order_mark_is_skipped(client: TestClient, endpoint: str) -> None:
     # JSON parsers may ignore a BOM (RFC 8259, 8.1); Python's does.
