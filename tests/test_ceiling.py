@@ -92,23 +92,6 @@ def test_the_bakes_own_serve_entry_point_is_read_from_its_pyproject(tmp_path: Pa
     assert ceiling.serve_script(tmp_path) == "fraud-serve"
 
 
-def test_request_path_reads_the_bakes_package_and_example(tmp_path: Path) -> None:
-    import request_path
-
-    (tmp_path / "pyproject.toml").write_text(
-        '[project.scripts]\nfraud-train = "fraud.cli:train"\nfraud-serve = "fraud.cli:serve"\n'
-    )
-    assert request_path.package_of(tmp_path) == "fraud"
-    model = tmp_path / "build" / "model"
-    model.mkdir(parents=True)
-    (model / "input_example.json").write_text('{"columns": ["a", "b"], "data": [[1.0, 2.0]]}')
-    bodies = request_path.bodies(tmp_path)
-    assert list(bodies) == [
-        f"{e} {n}" for n in (1, 100) for e in ("/predict", "/invocations", "V2")
-    ]
-    assert json.loads(bodies["V2 100"])["inputs"][0]["shape"] == [100, 2]
-
-
 def test_shares_of_the_ceiling_are_printed() -> None:
     reference = wrk.Result(5000.0, 0.2, 0.5, errors=0)
     line = wrk.Result(2000.0, 0.4, 1.0, errors=0).line("ours /predict rows=1 c=8", reference)
