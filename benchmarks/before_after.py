@@ -27,9 +27,10 @@ import wrk
 
 MODELS = ("logistic_regression", "random_forest", "hist_gradient_boosting")
 CEILING = Path(__file__).with_name("ceiling.py")
-# "ours /predict rows=1 c=8   1234.5 req/s  p50    0.81 ms  p99 ..." and the same for "server".
+# "ours /predict rows=1 c=8   1234.5 req/s  p50    0.81 ms  p99 ..." and the same for "server";
+# the V2 route is "/v2/models/{name}/infer".
 LINE = re.compile(
-    r"^(?:ours|server) (/\w+) rows=(\d+) c=(\d+)\s+([\d.]+) req/s\s+p50\s+([\d.]+) ms"
+    r"^(?:ours|server) (/\S+) rows=(\d+) c=(\d+)\s+([\d.]+) req/s\s+p50\s+([\d.]+) ms"
     r"(?:.*?(\d+)% of ceiling)?",
     re.MULTILINE,
 )
@@ -99,13 +100,15 @@ def main() -> int:
         print(f"-- before ({model}):", *report_lines(before_out), sep="\n  ", flush=True)
         after, before = figures(after_out), figures(before_out)
         for key in after:
-            if key not in before:
+            (a_rps, a_p50, a_share), (path, n, c) = after[key], key
+            now = f"{a_rps:.0f} ({a_share}), p50 {a_p50:.2f} ms"
+            if key not in before:  # a route the old server does not have
+                rows.append(f"| {model} | {path} rows={n} c={c} | not served | {now} | |")
                 continue
-            (a_rps, a_p50, a_share), (b_rps, b_p50, b_share) = after[key], before[key]
-            path, n, c = key
+            b_rps, b_p50, b_share = before[key]
             rows.append(
                 f"| {model} | {path} rows={n} c={c} | {b_rps:.0f} ({b_share}), p50 {b_p50:.2f} ms"
-                f" | {a_rps:.0f} ({a_share}), p50 {a_p50:.2f} ms | {a_rps / b_rps:.1f}x |"
+                f" | {now} | {a_rps / b_rps:.1f}x |"
             )
         new_rss = RSS.search(after_out)
         rows.append(

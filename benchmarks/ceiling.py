@@ -84,7 +84,7 @@ def load(
     base: str, setting: Setting, example: dict[str, Any], seconds: int, workdir: Path, path: str
 ) -> Result:
     body = bodies(example, setting.rows)[path]
-    return run_wrk(base + path, body, setting.concurrency, seconds, workdir)
+    return run_wrk(base + servers.route(base, path), body, setting.concurrency, seconds, workdir)
 
 
 def measure(
@@ -116,6 +116,10 @@ def measure_against_ceiling(
     for setting in SETTINGS:
         # The ceiling answers every path and body alike; it reads the same body.
         path = setting.endpoint
+        body = bodies(example, setting.rows)[path]
+        if not servers.answers(ours + servers.route(ours, path), body):
+            print(f"{name} {path}: not served (skipped)", flush=True)
+            continue
         reference = load(ceiling, setting, example, seconds, workdir, path)
         print(reference.line(setting.label("ceiling")), flush=True)
         results[setting] = load(ours, setting, example, seconds, workdir, path)

@@ -5,6 +5,7 @@ SERVER_CPU: the bake's `<package>-serve`, the bare-ASGI ceiling on the bake's uv
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -56,6 +57,28 @@ def example(base: str) -> dict[str, Any]:
     with urllib.request.urlopen(base + "/metadata", timeout=10) as response:  # noqa: S310
         row: dict[str, Any] = json.load(response)["example"]["instances"][0]
         return row
+
+
+@functools.cache
+def model_name(base: str) -> str:
+    """The name of the model the server at `base` serves (its /metadata), "model" if none."""
+    with urllib.request.urlopen(base + "/metadata", timeout=10) as response:  # noqa: S310
+        return str(json.load(response).get("model_name", "model"))
+
+
+def route(base: str, path: str) -> str:
+    """`path` with the server's model name where it takes one (V2: /v2/models/{name}/...)."""
+    return path.replace("{name}", model_name(base)) if "{name}" in path else path
+
+
+def answers(url: str, body: bytes) -> bool:
+    """Whether POSTing `body` to `url` gets a 200 (an older server has no V2 route)."""
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], began: float) -> float:

@@ -31,8 +31,19 @@ class Setting:
         return f"{name} {endpoint or self.endpoint} rows={self.rows} c={self.concurrency}"
 
 
-# What the README's table measures (1 row at c=1 is read for its p50), then /invocations.
-SETTINGS = (Setting(1, 8), Setting(1, 1), Setting(100, 8), Setting(1, 8, "/invocations"))
+# The Open Inference Protocol's infer route; the server's model name goes in (servers.route).
+V2_INFER = "/v2/models/{name}/infer"
+# What the README's table measures (1 row at c=1 is read for its p50), then /invocations
+# (dataframe_split: columns) and V2 (one [N, F] tensor), a server without V2 skips those.
+SETTINGS = (
+    Setting(1, 8),
+    Setting(1, 1),
+    Setting(100, 8),
+    Setting(1, 8, "/invocations"),
+    Setting(100, 8, "/invocations"),
+    Setting(1, 8, V2_INFER),
+    Setting(100, 8, V2_INFER),
+)
 
 
 @dataclass(frozen=True)
@@ -93,14 +104,22 @@ def wrk_script(body_path: Path) -> str:
 
 
 def bodies(example: dict[str, Any], rows: int) -> dict[str, bytes]:
-    """The same `rows` rows as a /predict body and as an MLflow /invocations body."""
+    """The same `rows` rows as a /predict body (records), an MLflow /invocations body
+    (dataframe_split) and a V2 infer body (one [rows, features] FP64 tensor)."""
     columns = list(example)
     data = [list(example.values())] * rows
+    tensor = {
+        "name": "input-0",
+        "shape": [rows, len(columns)],
+        "datatype": "FP64",
+        "data": [value for row in data for value in row],
+    }
     return {
         "/predict": json.dumps({"instances": [example] * rows}).encode(),
         "/invocations": json.dumps(
             {"dataframe_split": {"columns": columns, "data": data}}
         ).encode(),
+        V2_INFER: json.dumps({"inputs": [tensor]}).encode(),
     }
 
 

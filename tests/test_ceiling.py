@@ -58,6 +58,9 @@ def test_bodies_carry_the_same_rows_in_both_protocols() -> None:
     assert json.loads(bodies["/invocations"]) == {
         "dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]] * 3}
     }
+    [tensor] = json.loads(bodies[wrk.V2_INFER])["inputs"]
+    assert (tensor["shape"], tensor["datatype"]) == ([3, 2], "FP64")
+    assert tensor["data"] == [1.0, 2.0] * 3
 
 
 def test_wrk_script_posts_the_body_file(tmp_path: Path) -> None:

@@ -33,24 +33,39 @@ from .test_app import metric
 
 FRAME = load_breast_cancer(as_frame=True).data
 ROW = [float(v) for v in FRAME.iloc[0]]
-ENDPOINTS = ["/predict", "/invocations"]
+V2_INFER = "/v2/models/{name}/infer"  # the route (and /metrics label); posted with the model's name
+ENDPOINTS = ["/predict", "/invocations", V2_INFER]
 
 
 def wrap(endpoint: str, instances: str) -> bytes:
-    """A body with `instances` (JSON text) in the endpoint's format."""
+    """A body with `instances` (JSON text) in the endpoint's format; for V2, the data of one
+    [rows, features] tensor (rows counted where the text parses)."""
+    if endpoint == V2_INFER:
+        try:
+            rows = len(json.loads(instances))
+        except (ValueError, RecursionError):
+            rows = 1
+        tensor = f'"name": "x", "shape": [{rows}, {len(ROW)}], "datatype": "FP64", "data": '
+        return ('{"inputs": [{' + tensor + instances + "}]}").encode()
     key = "instances" if endpoint == "/predict" else "dataframe_records"
     return ('{"' + key + '": ' + instances + "}").encode()
 
 
 def post(client: TestClient, endpoint: str, body: bytes, **headers: str) -> Any:
+    name = client.app.state.serving.model.name  # type: ignore[attr-defined]
     return client.post(
-        endpoint, content=body, headers={"Content-Type": "application/json", **headers}
+        endpoint.format(name=name),
+        content=body,
+        headers={"Content-Type": "application/json", **headers},
     )
 
 
-def row_with(value: str) -> str:
-    """One record of the exported model's features, its first feature set to `value` (JSON)."""
+def row_with(value: str, endpoint: str = "/predict") -> str:
+    """One row of the exported model's features, its first feature set to `value` (JSON): a
+    record, or for V2 the values in feature order."""
     values = [value, *map(json.dumps, ROW[1:])]
+    if endpoint == V2_INFER:
+        return "[[" + ", ".join(values) + "]]"
     pairs = zip(FRAME.columns, values, strict=True)
     return "[{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in pairs) + "}]"
 
@@ -65,16 +80,26 @@ PARSER_CLASS: dict[str, tuple[Callable[[str], bytes], int, str, str]] = {
         "limit",
     ),
     "10k-nested-objects": (lambda e: b'{"a":' * 10_000, 400, "JSON nested too deeply", "nests"),
-    "5000-digit-integer": (lambda e: wrap(e, row_with("9" * 5000)), 400, "malformed JSON", "4300"),
-    "NaN-literal": (lambda e: wrap(e, row_with("NaN")), 400, "malformed JSON", "NaN"),
+    "5000-digit-integer": (
+        lambda e: wrap(e, row_with("9" * 5000, e)),
+        400,
+        "malformed JSON",
+        "4300",
+    ),
+    "NaN-literal": (lambda e: wrap(e, row_with("NaN", e)), 400, "malformed JSON", "NaN"),
     "Infinity-literal": (
-        lambda e: wrap(e, row_with("-Infinity")),
+        lambda e: wrap(e, row_with("-Infinity", e)),
         400,
         "malformed JSON",
         "Infinity",
     ),
-    "1e999-overflows-to-inf": (lambda e: wrap(e, row_with("1e999")), 422, "invalid input", "inf"),
-    "lone-surrogate": (lambda e: wrap(e, row_with('"\\ud800"')), 422, "invalid input", "ud800"),
+    "1e999-overflows-to-inf": (
+        lambda e: wrap(e, row_with("1e999", e)),
+        422,
+        "invalid input",
+        "inf",
+    ),
+    "lone-surrogate": (lambda e: wrap(e, row_with('"\\ud800"', e)), 422, "invalid input", "ud800"),
     "duplicate-key": (
         lambda e: wrap(e, '[{"mean radius": 1, "mean radius": 2}]'),
         400,
@@ -82,7 +107,7 @@ PARSER_CLASS: dict[str, tuple[Callable[[str], bytes], int, str, str]] = {
         "duplicate key 'mean radius'",
     ),
     "latin-1-bytes": (
-        lambda e: wrap(e, row_with('"cafX"')).replace(b"cafX", b"caf\xe9"),
+        lambda e: wrap(e, row_with('"cafX"', e)).replace(b"cafX", b"caf\xe9"),
         400,
         "malformed JSON",
         "not UTF-8",
@@ -180,7 +205,7 @@ def test_an_input_named_twice_is_a_4xx_naming_it(client: TestClient, member: str
 def test_values_echoed_in_errors_are_cut_short(
     client: TestClient, endpoint: str, value: str
 ) -> None:
-    response = post(client, endpoint, wrap(endpoint, row_with(value)))
+    response = post(client, endpoint, wrap(endpoint, row_with(value, endpoint)))
     assert response.status_code == 422
     assert response.json()["error"] == "invalid input"
     assert len(response.content) < 1000

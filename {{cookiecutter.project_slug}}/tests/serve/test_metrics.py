@@ -37,6 +37,7 @@ HOSTILE: dict[str, Callable[[int], tuple[str, str]]] = {
     "query-strings": lambda i: ("GET", f"/metadata?q={i}"),
     "encoded-paths": lambda i: ("GET", f"/%7E{i:x}/%2e%2e"),
     "both": lambda i: (f"X-{i}", f"/{i}"),
+    "made-up-v2-model-names": lambda i: ("GET", f"/v2/models/m{i}/versions/{i}"),
 }
 
 

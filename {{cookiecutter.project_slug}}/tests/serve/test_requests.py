@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.serve.errors import (
@@ -25,6 +26,11 @@ MIXED = [
     Feature("city", "string"),
     Feature("x", "float", required=False),
 ]
+
+
+def listed(rows: Any) -> list[list[Any]]:
+    """Checked rows as lists, whether they came as one float array or as lists."""
+    return rows.tolist() if isinstance(rows, np.ndarray) else list(rows)
 
 
 def error_of(call: Any, *args: Any) -> ApiError:
@@ -140,7 +146,8 @@ def test_each_column_type_rejects_other_values(record: dict[str, Any], problem: 
     ],
 )
 def test_every_mlflow_scoring_format_gives_the_same_rows(payload: dict[str, Any]) -> None:
-    assert RowValidator(DOUBLES, 10).invocation_rows(payload) == [[1.0, 2.0], [3.0, 4.0]]
+    rows = RowValidator(DOUBLES, 10).invocation_rows(payload)
+    assert listed(rows) == [[1.0, 2.0], [3.0, 4.0]]
 
 
 @pytest.mark.parametrize(
@@ -185,17 +192,79 @@ def test_bad_invocations_are_422(payload: Any, message: str) -> None:
     ],
     ids=["records", "lists", "near-overflow", "huge-int", "mixed"],
 )
-def test_whole_batch_check_agrees_with_the_per_row_checks(instances: list[Any]) -> None:
-    batch = RowValidator(DOUBLES, 10).rows(instances)
-    one_by_one = [RowValidator(DOUBLES, 10).rows([instance])[0] for instance in instances]
-    assert batch == one_by_one
+def test_whole_batch_check_agrees_with_the_per_value_checks(instances: list[Any]) -> None:
+    validator = RowValidator(DOUBLES, 10)
+    assert listed(validator.rows(instances)) == validator.value_by_value(instances)
 
 
 def test_one_feature_records_take_the_batch_check() -> None:
     validator = RowValidator([Feature("a", "double")], 10)
-    assert validator.rows([{"a": 1.0}, {"a": 2}]) == [[1.0], [2]]
+    assert listed(validator.rows([{"a": 1.0}, {"a": 2}])) == [[1.0], [2]]
     error = error_of(validator.rows, [{"a": 1.0}, {"b": 2.0}])
     assert error.detail == [
         "row 1: unknown feature(s) ['b']; expected ['a']",
         "row 1: missing feature 'a'",
     ]
+
+
+@pytest.mark.parametrize(
+    ("call", "payload"),
+    [
+        ("predict_rows", {"instances": [{"b": 2.0, "a": 1}, {"a": 3.0, "b": 4}]}),
+        ("predict_rows", {"instances": [[1, 2.0], [3.0, 4]]}),
+        ("invocation_rows", {"dataframe_split": {"columns": ["b", "a"], "data": [[2, 1], [4, 3]]}}),
+        ("invocation_rows", {"inputs": {"b": [2.0, 4.0], "a": [1.0, 3.0]}}),
+    ],
+    ids=["records", "lists", "split-reordered", "columns"],
+)
+def test_a_batch_of_numbers_becomes_one_contiguous_float_array(call: str, payload: Any) -> None:
+    rows = getattr(RowValidator(DOUBLES, 10), call)(payload)
+    assert isinstance(rows, np.ndarray)
+    assert rows.dtype == np.float64
+    assert rows.flags["C_CONTIGUOUS"]
+    assert rows.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_a_null_is_nan_in_the_batch_only_where_the_feature_takes_it() -> None:
+    validator = RowValidator([Feature("a", "double", nullable=True), Feature("b", "double")], 10)
+    for rows in (
+        validator.rows([[None, 1.0], [4, 5]]),
+        validator.rows([{"a": None, "b": 1.0}, {"b": 5, "a": 4}]),
+        validator.invocation_rows({"inputs": {"a": [None, 4], "b": [1.0, 5]}}),
+    ):
+        assert isinstance(rows, np.ndarray)
+        assert np.isnan(rows[0][0])
+        assert rows[:, 1].tolist() == [1.0, 5.0]
+    error = error_of(validator.rows, [[1.0, 2.0], [1.0, None]])
+    assert error.detail == ["row 1: feature 'b' expects a finite number, got None"]
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ([3, 4.0], None),
+        ([-(2**63) + 1, 2**31 - 1], None),
+        ([1.5, 1], "row 0: feature 'n' expects an integer, got 1.5"),
+        ([2**63, 1], f"row 0: feature 'n' expects an integer, got {2**63}"),
+        ([1, -(2**31)], f"row 0: feature 'k' expects an integer, got {-(2**31)}"),
+        ([1, 1e300], "row 0: feature 'k' expects an integer, got 1e+300"),
+    ],
+    ids=["whole", "bounds", "fraction", "past-long", "past-integer", "huge-float"],
+)
+def test_integer_features_take_whole_numbers_within_their_width(
+    row: list[Any], problem: str | None
+) -> None:
+    validator = RowValidator([Feature("n", "long"), Feature("k", "integer")], 10)
+    if problem is None:
+        assert listed(validator.rows([row])) == [row]
+    else:
+        assert error_of(validator.rows, [row]).detail == [problem]
+
+
+def test_an_int_is_a_number_up_to_the_largest_double() -> None:
+    validator = RowValidator(DOUBLES, 10)
+    assert listed(validator.rows([[2**1023, 2**1024 - 2**971]])) == [
+        [float(2**1023), float(2**1024 - 2**971)]
+    ]
+    error = error_of(validator.rows, [[2**1024, 0.0]])
+    assert error.detail[0].startswith("row 0: feature 'a' expects a finite number, got 1797")

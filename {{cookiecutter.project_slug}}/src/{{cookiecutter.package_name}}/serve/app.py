@@ -24,16 +24,18 @@ from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
 from .model import NonFinitePredictionError, Prediction, ServedModel
 from .openapi import install as install_openapi
-from .requests import RowValidator
+from .requests import Rows, RowValidator
+from .v2 import INFER, install_v2
+from .v2 import ROUTES as V2_ROUTES
 
 log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
-PREDICTION_PATHS = {"/predict", "/invocations"}
+PREDICTION_PATHS = {"/predict", "/invocations", INFER}
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # A JSON body; its schema comes from the loaded model's signature (openapi.py).
 REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
-ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics"}
+ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics", *V2_ROUTES}
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -84,6 +86,7 @@ def create_app(
     _add_error_handlers(app)
     _add_probes(app, state, settings)
     _add_predictions(app, state, settings, metrics)
+    install_v2(app, state, settings, metrics)  # the Open Inference Protocol: v2.py
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
@@ -229,9 +232,7 @@ def _serving(state: ServingState, settings: ServeSettings) -> tuple[ServedModel,
     return state.model, state.validator
 
 
-def _predict(
-    served: ServedModel, rows: list[list[Any]], endpoint: str, metrics: Metrics
-) -> Prediction:
+def _predict(served: ServedModel, rows: Rows, endpoint: str, metrics: Metrics) -> Prediction:
     """Predict `rows`; a 422 where the model refuses them or computes a non-finite value."""
     try:
         result = served.predict(rows)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 # MLflow column types and the Python values a JSON request may carry for each.
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 SUPPORTED_TYPES = NUMERIC_TYPES | {"boolean", "string"}
+# MLflow's long is 64 bits and its integer 32: a larger whole number is no value of the column.
+INTEGER_BOUNDS = {"long": 2**63, "integer": 2**31}
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,9 +165,9 @@ class MetricsMiddleware:
                 await _send_shutting_down(send)
             status = CLIENT_GONE
         finally:
-            self.metrics.answered(
-                scope["path"], scope["method"], status, time.perf_counter() - started
-            )
+            # The matched route's template (/v2/models/{name}/infer), never the path as sent.
+            path = str(getattr(scope.get("route"), "path", scope["path"]))
+            self.metrics.answered(path, scope["method"], status, time.perf_counter() - started)
 
 
 async def _send_shutting_down(send: Send) -> None:

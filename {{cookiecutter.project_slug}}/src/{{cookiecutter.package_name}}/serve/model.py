@@ -18,6 +18,7 @@ from .fast_path import checked_fast_path
 from .features import NUMERIC_TYPES, Feature
 from .onnx_runtime import RUNTIME as ONNX_RUNTIME
 from .onnx_runtime import OnnxPredictor
+from .requests import Rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,8 +120,8 @@ class ServedModel:
         """Whether predictions skip pandas and scikit-learn's ColumnTransformer dispatch."""
         return self._fast is not None or self._onnx is not None
 
-    def predict(self, rows: list[list[Any]]) -> Prediction:
-        """Predict validated rows (values in signature order).
+    def predict(self, rows: Rows) -> Prediction:
+        """Predict validated rows (values in signature order, or one float array of them).
 
         Raises NonFinitePredictionError rather than return a NaN or infinite result, or a label
         chosen from one.
@@ -128,7 +129,7 @@ class ServedModel:
         with np.errstate(all="ignore"):  # overflow is caught below, not warned about
             return self._predict(rows)
 
-    def _predict(self, rows: list[list[Any]]) -> Prediction:
+    def _predict(self, rows: Rows) -> Prediction:
         if self._onnx is not None:  # a null is NaN in a float array, as in the pipeline's frame
             out = self._onnx.run(np.asarray(rows, dtype=np.float64))
             if self.has_proba:
@@ -146,7 +147,7 @@ class ServedModel:
             _check_finite(labels.reshape(len(labels), -1))
         return Prediction(labels.tolist(), None)
 
-    def frame(self, rows: list[list[Any]]) -> pd.DataFrame:
+    def frame(self, rows: Rows) -> pd.DataFrame:
         """Rows as the DataFrame the pipeline was trained on (column names and dtypes)."""
         return to_frame(self.features, rows)
 
@@ -165,7 +166,7 @@ def _check_finite(values: np.ndarray[Any, Any]) -> None:
         raise NonFinitePredictionError(np.flatnonzero(~finite).tolist())
 
 
-def to_frame(features: Sequence[Feature], rows: list[list[Any]]) -> pd.DataFrame:
+def to_frame(features: Sequence[Feature], rows: Rows) -> pd.DataFrame:
     """Validated rows (values in signature order) as a DataFrame typed like the signature."""
     import pandas as pd  # the scikit-learn paths only: an ONNX-served process never loads it
 

@@ -12,6 +12,11 @@
 5. Values (`RowValidator`): every feature of the signature with a value of its type, null
    only for a nullable feature, else 422 naming each row and feature.
 
+A batch of numbers is checked whole first (`batch.NumericBatch`, a few C-level passes) and
+becomes the one array the model takes; only a batch that check does not accept goes through
+the per-value checks, which decide and name each problem. The V2 tensors of the Open
+Inference Protocol (`tensors.py`) go through the same checks.
+
 Validation is hand-written rather than a pydantic model built per signature: it is several
 times faster for one row, and every problem is reported with its row and feature.
 """
@@ -25,14 +30,19 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from .errors import ApiError, short
-from .features import Feature
+import numpy as np
 
-_MISSING = object()  # a feature absent from a record
+from .batch import Array, NumericBatch
+from .errors import ApiError, short
+from .features import INTEGER_BOUNDS, Feature
+
 MAX_REPORTED_PROBLEMS = 20  # enough to fix a request, small enough to read
 
 # The request formats MLflow's scoring server (`mlflow models serve`) accepts on /invocations.
 INVOCATION_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+# Checked rows: one float array for a batch of numbers, else lists of values in feature order.
+Rows = list[list[Any]] | Array
 
 
 class RowValidator:
@@ -42,14 +52,14 @@ class RowValidator:
         self.features = tuple(features)
         self.names = [f.name for f in self.features]
         self.position = {name: i for i, name in enumerate(self.names)}
+        self.name_set = frozenset(self.names)
         self.max_batch_size = max_batch_size
-        # Common case (every feature a double): one quick check per row, not per value. A row
-        # of finite numbers for every feature is valid whether or not a feature may be null.
-        self.all_double = all(f.type == "double" for f in self.features)
-        # A record's values in signature order, in one call (itemgetter needs two names or more).
-        self._pick = operator.itemgetter(*self.names) if len(self.names) > 1 else None
+        # A batch of numbers is checked whole, in a few passes; other batches value by value.
+        self.batch = NumericBatch(self.features)
+        # A record's values in signature order, in one call: a tuple for two names or more.
+        self._pick = operator.itemgetter(*self.names) if self.names else None
 
-    def predict_rows(self, payload: Any) -> list[list[Any]]:
+    def predict_rows(self, payload: Any) -> Rows:
         """Rows from a /predict body: `{"instances": [{feature: value} | [values], ...]}`."""
         if not isinstance(payload, dict) or set(payload) != {"instances"}:
             keys = short(sorted(payload)) if isinstance(payload, dict) else type(payload).__name__
@@ -60,7 +70,7 @@ class RowValidator:
             )
         return self.rows(payload["instances"])
 
-    def invocation_rows(self, payload: Any) -> list[list[Any]]:
+    def invocation_rows(self, payload: Any) -> Rows:
         """Rows from an /invocations body in any format of MLflow's scoring protocol."""
         if not isinstance(payload, dict):
             raise ApiError(
@@ -85,7 +95,7 @@ class RowValidator:
             return self.column_rows(data)
         return self.rows(data)
 
-    def split_rows(self, data: Any) -> list[list[Any]]:
+    def split_rows(self, data: Any) -> Rows:
         """Rows from pandas' split orient: `{"columns": [...], "data": [[...], ...]}`."""
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise ApiError(
@@ -106,6 +116,12 @@ class RowValidator:
                 f"column(s) {short(twice)} appear more than once in 'columns'; name each once",
             )
         self._check_size(data["data"])
+        if self.batch.applies and len(columns) == len(self.names) and set(columns) == self.name_set:
+            array = self.batch.from_rows(data["data"])
+            if array is not None and columns != self.names:  # reordered, still contiguous
+                return np.ascontiguousarray(array[:, self._order(columns)])
+            if array is not None:
+                return array
         records = []
         for i, row in enumerate(data["data"]):
             if not isinstance(row, list) or len(row) != len(columns):
@@ -117,35 +133,53 @@ class RowValidator:
             records.append(dict(zip(columns, row, strict=True)))
         return self.rows(records)  # as many as data["data"]: the size check passes again
 
-    def column_rows(self, data: dict[str, Any]) -> list[list[Any]]:
+    def column_rows(self, data: dict[str, Any]) -> Rows:
         """Rows from a dict of columns: `{feature: [values...], ...}`."""
         lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
         if len(lengths) != 1 or -1 in lengths:
             raise ApiError(
                 422, "columns must be lists of equal length", [short(k) for k in sorted(data)]
             )
+        if self.batch.applies and set(data) == self.name_set:
+            [count] = lengths
+            self.check_count(count)
+            array = self.batch.from_columns([data[name] for name in self.names], count)
+            if array is not None:
+                return array
         records = [
             dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)
         ]
         return self.rows(records)
 
+    def _order(self, columns: list[str]) -> list[int]:
+        """Where each feature is among `columns` (which hold every feature once)."""
+        return list(map(columns.index, self.names))
+
     def _check_size(self, instances: Any) -> None:
         if not isinstance(instances, list):
             raise ApiError(422, "expected a list of instances", f"got {type(instances).__name__}")
-        if not instances:
+        self.check_count(len(instances))
+
+    def check_count(self, count: int) -> None:
+        """422 for an empty batch or one over MAX_BATCH_SIZE."""
+        if not count:
             raise ApiError(422, "empty batch", "send at least one instance")
-        if len(instances) > self.max_batch_size:
+        if count > self.max_batch_size:
             raise ApiError(
                 422,
                 "batch too large",
-                f"{len(instances)} instances; MAX_BATCH_SIZE is {self.max_batch_size}",
+                f"{count} instances; MAX_BATCH_SIZE is {self.max_batch_size}",
             )
 
-    def rows(self, instances: Any) -> list[list[Any]]:
+    def rows(self, instances: Any) -> Rows:
         """Rows from a list of records (`{feature: value}`) or of lists in signature order."""
         self._check_size(instances)
-        if self.all_double and (numeric := self._numeric_batch(instances)) is not None:
+        if self.batch.applies and (numeric := self._numeric_batch(instances)) is not None:
             return numeric
+        return self.value_by_value(instances)
+
+    def value_by_value(self, instances: list[Any]) -> list[list[Any]]:
+        """Each value of each instance checked on its own; 422 naming every problem found."""
         problems: list[str] = []
         rows = []
         for i, instance in enumerate(instances):
@@ -166,47 +200,23 @@ class RowValidator:
             raise ApiError(422, "invalid input", problems[:MAX_REPORTED_PROBLEMS])
         return rows
 
-    def _numeric_batch(self, instances: list[Any]) -> list[list[Any]] | None:
-        """The rows if every value of every instance is a number the per-value checks accept,
-        checked in a few passes over the whole batch; None sends the batch through those
-        checks, which then decide and name each problem."""
-        width = len(self.names)
+    def _numeric_batch(self, instances: list[Any]) -> Array | None:
+        """The batch as one array if the whole-batch check accepts every value (batch.py);
+        None sends it through the per-value checks, which then decide and name each problem."""
         shapes = set(map(type, instances))
-        if not (shapes == {list} or shapes == {dict}):
-            return None
-        if set(map(len, instances)) != {width}:  # a record of `width` known names has them all
-            return None
         if shapes == {list}:
-            rows: list[Any] = instances
-        elif self._pick is None:
-            rows = [[record.get(self.names[0], _MISSING)] for record in instances]
-        else:
-            try:
-                rows = list(map(self._pick, instances))
-            except KeyError:
-                return None
-        values = list(chain.from_iterable(rows))
-        kinds = set(map(type, values))
-        if not kinds <= {float, int}:  # bool, None, str or a nested value: checked one by one
-            return None
+            return self.batch.from_rows(instances)
+        if shapes != {dict} or set(map(len, instances)) != {len(self.names)}:
+            return None  # a record of as many names as features, all known, has them all
+        assert self._pick is not None  # features exist: a signature has at least one
         try:
-            if not math.isfinite(sum(values)):  # a NaN or infinity anywhere carries through
-                return None
-            if int in kinds and not max(map(abs, values)) < 2**1023:  # the per-value int limit
-                return None
-        except OverflowError:  # an int past the largest double
+            picked = list(map(self._pick, instances))
+        except KeyError:
             return None
-        return rows if shapes == {list} else list(map(list, rows))
+        values = picked if len(self.names) == 1 else list(chain.from_iterable(picked))
+        return self.batch.from_values(values, len(instances))
 
     def _from_record(self, i: int, record: dict[str, Any], problems: list[str]) -> list[Any]:
-        if self.all_double and len(record) == len(self.names):
-            try:
-                row = [record[name] for name in self.names]
-            except KeyError:
-                pass
-            else:
-                if _all_finite_numbers(row):
-                    return row
         unknown = [key for key in record if key not in self.position]
         if unknown:
             problems.append(f"row {i}: unknown feature(s) {short(unknown)}; expected {self.names}")
@@ -227,8 +237,6 @@ class RowValidator:
                 f"got {len(values)}"
             )
             return []
-        if self.all_double and _all_finite_numbers(values):
-            return values
         return [
             self._value(i, feature, value, problems)
             for feature, value in zip(self.features, values, strict=True)
@@ -243,15 +251,18 @@ class RowValidator:
                 if math.isfinite(value):  # 1e999 parses to inf
                     return value
             elif type(value) is int:
-                if abs(value) < 2**1023:  # larger ints overflow a double
+                try:
                     return float(value)
+                except OverflowError:  # past the largest double
+                    pass
             elif value is None and feature.nullable:
                 return None
         elif kind in ("long", "integer"):
-            if type(value) is int:
-                return value
+            whole = value if type(value) is int else None
             if type(value) is float and value.is_integer():
-                return int(value)
+                whole = int(value)
+            if whole is not None and abs(whole) < INTEGER_BOUNDS[kind]:
+                return whole
             if value is None and feature.nullable:
                 return None
         elif kind == "boolean":
@@ -273,12 +284,3 @@ EXPECTED = {
     "boolean": "true or false",
     "string": "a string",
 }
-
-
-def _all_finite_numbers(values: list[Any]) -> bool:
-    if not all(type(v) is float or type(v) is int for v in values):
-        return False
-    try:
-        return math.isfinite(sum(values))  # NaN or inf anywhere makes the sum non-finite
-    except OverflowError:  # a huge int: let the per-value check name it
-        return False
