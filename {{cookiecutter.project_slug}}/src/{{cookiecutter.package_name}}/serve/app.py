@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
@@ -22,37 +21,17 @@ from .lifecycle import ServingState, lifespan, not_ready_reason
 from .limits import BODY_TIMED_OUT
 from .loading import load_model
 from .metrics import CLIENT_GONE, Metrics, MetricsMiddleware
-from .model import NonFinitePredictionError, Prediction, ServedModel
+from .model import ServedModel
 from .openapi import install as install_openapi
-from .requests import Rows, RowValidator
-from .v2 import INFER, install_v2
+from .routing import REQUEST_BODY, Endpoint, add_raw_route, json_response, predict, serving
+from .v2 import INFER, V2Api
 from .v2 import ROUTES as V2_ROUTES
 
 log = logging.getLogger(__name__)
 
-Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 PREDICTION_PATHS = {"/predict", "/invocations", INFER}
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-# A JSON body; its schema comes from the loaded model's signature (openapi.py).
-REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 ENDPOINTS = {"/healthz", "/readyz", "/metadata", "/predict", "/invocations", "/metrics", *V2_ROUTES}
-
-
-def json_response(content: Any, status: int = 200) -> Response:
-    """A compact JSON response (skips FastAPI's slower generic encoder)."""
-    return Response(orjson.dumps(content), status, media_type="application/json")
-
-
-class RawRoute(APIRoute):
-    """A route whose endpoint takes the Request and returns the Response itself.
-
-    Listed in the OpenAPI docs like any route, but requests skip FastAPI's per-request
-    dependency solving: the endpoint reads and checks the body itself (requests.py).
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return handler
 
 
 def create_app(
@@ -86,7 +65,7 @@ def create_app(
     _add_error_handlers(app)
     _add_probes(app, state, settings)
     _add_predictions(app, state, settings, metrics)
-    install_v2(app, state, settings, metrics)  # the Open Inference Protocol: v2.py
+    V2Api(state, settings, metrics).install(app)  # the Open Inference Protocol: v2.py
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
@@ -155,7 +134,7 @@ def _add_probes(app: FastAPI, state: ServingState, settings: ServeSettings) -> N
 
     @app.get("/metadata", summary="The model: name, version, run, features and an example")
     async def metadata() -> Response:
-        served, _ = _serving(state, settings)
+        served, _ = serving(state, settings)
         return json_response(
             {
                 "model_name": served.name,
@@ -181,9 +160,7 @@ def _add_predictions(
 
     def raw_post(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
         def register(endpoint: Endpoint) -> Endpoint:
-            app.router.add_api_route(
-                path, endpoint, methods=["POST"], route_class_override=RawRoute, **options
-            )
+            add_raw_route(app, path, endpoint, "POST", **options)
             return endpoint
 
         return register
@@ -194,9 +171,9 @@ def _add_predictions(
         openapi_extra=REQUEST_BODY,
     )
     async def predict_endpoint(request: Request) -> Response:
-        served, validator = _serving(state, settings)
+        served, validator = serving(state, settings)
         rows = validator.predict_rows(await read_json(request))
-        result = _predict(served, rows, "/predict", metrics)
+        result = predict(served, rows, "/predict", metrics)
         return json_response(
             {
                 "predictions": result.predictions,
@@ -216,41 +193,13 @@ def _add_predictions(
         openapi_extra=REQUEST_BODY,
     )
     async def invocations(request: Request) -> Response:
-        served, validator = _serving(state, settings)
+        served, validator = serving(state, settings)
         rows = validator.invocation_rows(await read_json(request))
-        result = _predict(served, rows, "/invocations", metrics)
+        result = predict(served, rows, "/invocations", metrics)
         return json_response({"predictions": result.predictions})
 
     for endpoint in ("/predict", "/invocations"):  # 0 from the start, so alerts see the series
         metrics.non_finite.labels(endpoint)
-
-
-def _serving(state: ServingState, settings: ServeSettings) -> tuple[ServedModel, RowValidator]:
-    """The loaded model and its row checks, or a 503 saying why there is none yet."""
-    if state.model is None or state.validator is None:
-        raise ApiError(503, "model not ready", not_ready_reason(state, settings))
-    return state.model, state.validator
-
-
-def _predict(served: ServedModel, rows: Rows, endpoint: str, metrics: Metrics) -> Prediction:
-    """Predict `rows`; a 422 where the model refuses them or computes a non-finite value."""
-    try:
-        result = served.predict(rows)
-    except NonFinitePredictionError as error:  # finite inputs far outside the training data
-        metrics.non_finite.labels(endpoint).inc(len(error.rows))
-        raise ApiError(
-            422,
-            "prediction out of range",
-            f"the model's result is NaN or infinite for row(s) {error.rows[:20]}; "
-            "their values are too far outside the training data",
-        ) from None
-    except (ValueError, TypeError) as error:  # the input passed the signature check
-        raise ApiError(422, "the model rejected the input", str(error)) from None
-    metrics.predicted(endpoint, len(rows))
-    metrics.drift.observe(rows)
-    if result.probabilities is not None:  # a classifier: count the mix of classes
-        metrics.predicted_classes(result.predictions)
-    return result
 
 
 def _runtime(served: ServedModel) -> dict[str, str]:

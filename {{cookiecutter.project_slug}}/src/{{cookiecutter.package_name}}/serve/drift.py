@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..reference_bins import bin_indices
+
+if TYPE_CHECKING:
+    from .requests import Rows
 
 WINDOW = 10_000  # rows
 SLOTS = 10
@@ -44,7 +47,7 @@ class DriftWindow:
         self.pending: deque[Sequence[Any]] = deque(maxlen=PENDING)
         self.slots: deque[tuple[int, list[np.ndarray]]] = deque(maxlen=SLOTS)
 
-    def observe(self, rows: list[list[Any]]) -> None:
+    def observe(self, rows: Rows) -> None:
         """The request path: queue the rows (values in signature order), nothing more."""
         self.pending.extend(rows)
 
@@ -86,7 +89,7 @@ class DriftCollector(Collector):
         """Score the model just loaded (no reference recorded: no scores)."""
         self.window = DriftWindow(names, reference) if reference else None
 
-    def observe(self, rows: list[list[Any]]) -> None:
+    def observe(self, rows: Rows) -> None:
         if self.window is not None:
             self.window.observe(rows)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -23,14 +23,8 @@ from .loading import UNKNOWN
 from .metrics import Metrics
 from .model import ServedModel
 from .onnx_runtime import RUNTIME as ONNX_RUNTIME
-from .requests import RowValidator
+from .routing import REQUEST_BODY, Endpoint, add_raw_route, json_response, predict, serving
 from .tensors import FEATURE_DATATYPE, PREDICT, PROBA, TensorReader
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
-    Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
-    Decorator = Callable[[Endpoint], Endpoint]
 
 SERVER, LIVE, READY = "/v2", "/v2/health/live", "/v2/health/ready"
 MODEL, MODEL_VERSION = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
@@ -39,41 +33,88 @@ MODEL_READY, MODEL_VERSION_READY = MODEL + "/ready", MODEL_VERSION + "/ready"
 # Route templates, as /metrics labels them: never the name a client sent.
 ROUTES = frozenset({SERVER, LIVE, READY, MODEL, MODEL_VERSION, MODEL_READY, MODEL_VERSION_READY})
 ROUTES |= {INFER, INFER_VERSION}
+TAG = "Open Inference Protocol (V2)"
 PLATFORMS = {ONNX_RUNTIME: "onnxruntime_onnx"}  # else the scikit-learn pipeline: "sklearn"
 
 
-def install_v2(
-    app: FastAPI, state: ServingState, settings: ServeSettings, metrics: Metrics
-) -> None:
-    """Add the V2 routes to `app`, serving the model `state` holds once it is loaded."""
-    # app.py imports this module to call install_v2(): its helpers are imported at call time.
-    from .app import REQUEST_BODY, RawRoute, _predict, _serving, json_response
+class V2Api:
+    """The V2 routes, serving the model `state` holds once it is loaded."""
 
-    def route(path: str, summary: str, method: str = "GET", **extra: Any) -> Decorator:
-        """Register an endpoint taking the Request (RawRoute), its path parameters documented."""
-        names = re.findall(r"{(\w+)}", path)
-        parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in names
+    def __init__(self, state: ServingState, settings: ServeSettings, metrics: Metrics) -> None:
+        self.state, self.settings, self.metrics = state, settings, metrics
+        self.server = {"name": PROJECT, "version": _version(), "extensions": []}
+        self._reader: TensorReader | None = None
+
+    def install(self, app: FastAPI) -> None:
+        """Add the routes to `app`, each with its path parameters documented."""
+        routes: list[tuple[tuple[str, ...], Endpoint, str, str]] = [
+            (
+                (INFER, INFER_VERSION),
+                self.infer,
+                "POST",
+                "V2 inference: tensors in, predictions out",
+            ),
+            (
+                (MODEL, MODEL_VERSION),
+                self.model_metadata,
+                "GET",
+                "V2 model metadata: input and output tensors",
+            ),
+            ((MODEL_READY, MODEL_VERSION_READY), self.model_ready, "GET", "V2 model readiness"),
+            ((LIVE,), self.live, "GET", "V2 liveness: 200 while the process runs"),
+            (
+                (READY,),
+                self.ready,
+                "GET",
+                "V2 readiness: 200 once the model is loaded, 503 before or when stopping",
+            ),
+            ((SERVER,), self.server_metadata, "GET", "V2 server metadata"),
         ]
+        for paths, endpoint, method, summary in routes:
+            for path in paths:
+                extra: dict[str, Any] = REQUEST_BODY if method == "POST" else {}
+                if names := re.findall(r"{(\w+)}", path):
+                    extra = {**extra, "parameters": [_path_parameter(name) for name in names]}
+                add_raw_route(
+                    app, path, endpoint, method, summary=summary, tags=[TAG], openapi_extra=extra
+                )
 
-        def register(endpoint: Endpoint) -> Endpoint:
-            app.router.add_api_route(
-                path,
-                endpoint,
-                methods=[method],
-                route_class_override=RawRoute,
-                summary=summary,
-                tags=["Open Inference Protocol (V2)"],
-                openapi_extra={**extra, "parameters": parameters} if parameters else extra,
-            )
-            return endpoint
+    async def infer(self, request: Request) -> Response:
+        served, tensors = self._served(request)
+        checked = tensors.read(await read_json(request))
+        result = predict(served, checked.rows, INFER, self.metrics)
+        return json_response(
+            {
+                "model_name": served.name,
+                "model_version": served.version,
+                **({"id": checked.id} if checked.id is not None else {}),
+                "outputs": tensors.outputs(result, checked.outputs),
+            }
+        )
 
-        return register
+    async def model_metadata(self, request: Request) -> Response:
+        return json_response(metadata(*self._served(request)))
 
-    def served_model(request: Request) -> tuple[ServedModel, RowValidator]:
+    async def model_ready(self, request: Request) -> Response:
+        served, _ = self._served(request)
+        if self.state.shutting_down:
+            raise ApiError(503, "not ready", not_ready_reason(self.state, self.settings))
+        return json_response({"name": served.name, "ready": True})
+
+    async def live(self, _: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(self, _: Request) -> Response:
+        if self.state.model is None or self.state.shutting_down:
+            raise ApiError(503, "not ready", not_ready_reason(self.state, self.settings))
+        return json_response({"ready": True})
+
+    async def server_metadata(self, _: Request) -> Response:
+        return json_response(self.server)
+
+    def _served(self, request: Request) -> tuple[ServedModel, TensorReader]:
         """The loaded model if the path names it (and its version), else a 404 (503 if none)."""
-        served, validator = _serving(state, settings)
+        served, validator = serving(self.state, self.settings)
         name, wanted = request.path_params["name"], request.path_params.get("version")
         if name != served.name:
             raise ApiError(
@@ -88,64 +129,14 @@ def install_v2(
                 "unknown model version",
                 f"model {served.name!r} is version {served.version!r} here, not {short(wanted)}",
             )
-        return served, validator
+        # One reader per loaded model: built once, not per request.
+        if self._reader is None or self._reader.validator is not validator:
+            self._reader = TensorReader(validator, served.classes, served.has_proba)
+        return served, self._reader
 
-    reader: TensorReader | None = None
 
-    def tensor_reader(served: ServedModel, validator: RowValidator) -> TensorReader:
-        nonlocal reader  # one per loaded model: it is built once, not per request
-        if reader is None or reader.validator is not validator:
-            reader = TensorReader(validator, served.classes, served.has_proba)
-        return reader
-
-    async def infer(request: Request) -> Response:
-        served, validator = served_model(request)
-        tensors = tensor_reader(served, validator)
-        checked = tensors.read(await read_json(request))
-        result = _predict(served, checked.rows, INFER, metrics)
-        return json_response(
-            {
-                "model_name": served.name,
-                "model_version": served.version,
-                **({"id": checked.id} if checked.id is not None else {}),
-                "outputs": tensors.outputs(result, checked.outputs),
-            }
-        )
-
-    for path in (INFER, INFER_VERSION):
-        route(path, "V2 inference: tensors in, predictions out", "POST", **REQUEST_BODY)(infer)
-
-    async def model_metadata(request: Request) -> Response:
-        served, validator = served_model(request)
-        return json_response(metadata(served, tensor_reader(served, validator)))
-
-    for path in (MODEL, MODEL_VERSION):
-        route(path, "V2 model metadata: input and output tensors")(model_metadata)
-
-    async def model_ready(request: Request) -> Response:
-        served, _ = served_model(request)
-        if state.shutting_down:
-            raise ApiError(503, "not ready", not_ready_reason(state, settings))
-        return json_response({"name": served.name, "ready": True})
-
-    for path in (MODEL_READY, MODEL_VERSION_READY):
-        route(path, "V2 model readiness")(model_ready)
-
-    @route(LIVE, "V2 liveness: 200 while the process runs")
-    async def live(_: Request) -> Response:
-        return json_response({"live": True})
-
-    @route(READY, "V2 readiness: 200 once the model is loaded, 503 before or when stopping")
-    async def ready(_: Request) -> Response:
-        if state.model is None or state.shutting_down:
-            raise ApiError(503, "not ready", not_ready_reason(state, settings))
-        return json_response({"ready": True})
-
-    server = {"name": PROJECT, "version": _version(), "extensions": []}
-
-    @route(SERVER, "V2 server metadata")
-    async def server_metadata(_: Request) -> Response:
-        return json_response(server)
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def metadata(served: ServedModel, tensors: TensorReader) -> dict[str, Any]:
