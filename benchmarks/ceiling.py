@@ -184,15 +184,24 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cannot_measure(model: Path | None) -> str | None:
+    """Why a measurement cannot start (no wrk, or no trained `model`), else None."""
+    if shutil.which("wrk") is None:
+        return f"wrk not found; {INSTALL_WRK}"
+    if model is not None and not (model / "MLmodel").is_file():
+        return f"no model at {model}: run `nox -s train` in the project first"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    if shutil.which("wrk") is None:
-        print(f"wrk not found; {INSTALL_WRK}", file=sys.stderr)
+    if (reason := cannot_measure(None)) is not None:  # before a bake that may take minutes
+        print(reason, file=sys.stderr)
         return 2
     project = prepared(args.project)
     model = project / "build" / "model"
-    if args.url is None and not (model / "MLmodel").is_file():
-        print(f"no model at {model}: run `nox -s train` in the project first", file=sys.stderr)
+    if args.url is None and (reason := cannot_measure(model)) is not None:
+        print(reason, file=sys.stderr)
         return 2
     venv = bake_environment(project)
     workdir = Path(tempfile.mkdtemp(prefix="ceiling-"))

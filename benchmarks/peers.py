@@ -43,7 +43,7 @@ import servers
 from peers_check import check_rows, disagreements, request
 from peers_protocols import Contender
 from peers_table import table
-from wrk import INSTALL_WRK, LOAD_CPU, SERVER_CPU, Result, Setting, pinned, process_rss_mb, run_wrk
+from wrk import LOAD_CPU, SERVER_CPU, Result, Setting, pinned, process_rss_mb, run_wrk
 
 LOADS = (Setting(1, 1), Setting(1, 8), Setting(100, 1), Setting(100, 8))
 WARM_UP_SECONDS = 2
@@ -218,12 +218,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    if shutil.which("wrk") is None:
-        print(f"wrk not found; {INSTALL_WRK}", file=sys.stderr)
-        return 2
     project = args.project.resolve()
-    if not (project / "build" / "model" / "MLmodel").is_file():
-        print(f"no model in {project}/build/model: run `nox -s train` there", file=sys.stderr)
+    if (reason := ceiling.cannot_measure(project / "build" / "model")) is not None:
+        print(reason, file=sys.stderr)
         return 2
     temporary = args.workdir is None
     args.workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="peers-"))).resolve()
