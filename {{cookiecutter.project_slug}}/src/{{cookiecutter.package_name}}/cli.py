@@ -141,7 +141,7 @@ def serve() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .config import ServeSettings
-    from .serve import server  # FastAPI and uvicorn are only installed with the `serve` extra
+    from .serve import server  # FastAPI and Granian are only installed with the `serve` extra
 
     try:
         code = server.run(load(ServeSettings))
