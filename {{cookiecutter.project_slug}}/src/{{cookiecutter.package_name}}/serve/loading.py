@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ..config import REGISTERED_URI
 from .errors import one_line
 from .features import NUMERIC_TYPES, SUPPORTED_TYPES, Feature
 from .nullable import NULLABLE_FEATURES
@@ -198,13 +199,12 @@ def _local_folder(uri: str) -> tuple[Path, dict[str, str]]:
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=target))
         registered = {}
-        if uri.startswith("models:/"):
-            name, _, alias = uri.removeprefix("models:/").partition("@")
-            if alias:
-                version = MlflowClient().get_model_version_by_alias(name, alias)
+        if found := REGISTERED_URI.fullmatch(uri):  # the one reading of models:/ (config.py)
+            name, client = found["name"], MlflowClient()
+            if found["alias"]:
+                version = client.get_model_version_by_alias(name, found["alias"])
             else:
-                name, _, number = name.partition("/")
-                version = MlflowClient().get_model_version(name, number)
+                version = client.get_model_version(name, found["version"])
             registered = {
                 "model_name": name,
                 "model_version": str(version.version),
