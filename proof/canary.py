@@ -1,0 +1,246 @@
+"""A bake's canary rollout (its `nox -s canary` on kind), played inside a rehearsal.
+
+After proof/rehearsal.py has applied the kind overlay and scaled it, each `--canary REF`, in
+order: the bake's own `python -m tools.canary render --image REF` turns the stable serving
+Deployment into its canary, planned by proof/pod_spec.py and started beside the stable pods,
+so the Service's proxy sends it its share by pod count. While the bake's `gate` reads every
+pod's /metrics from outside, a client pod sends traffic through the Service, counting what
+fails. The gate's decision is then acted on as the kind flow does: promote (the stable pods
+replaced one by one with REF: start, ready, stop the old one; maxUnavailable 0) or roll back
+(the canary deleted, the stable pods untouched), and clients go through the Service again.
+The bake is driven as a subprocess from its root, never imported.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from proof.pod_spec import PASSIVE_KINDS, Doc, Workload, plan
+from proof.rehearsal import (
+    COMPONENT,
+    TICK,
+    Failed,
+    Pod,
+    Rehearsal,
+    selects,
+    startup_budget,
+    terminate,
+)
+
+ROWS = 10  # rows per request: the good canary sees well over drift's 200-row minimum
+AFTER_SECONDS = 5.0  # clients through the Service once the decision is acted on
+# Failures allowed beyond the canary's exact share of N requests: the proxy's round robin
+# gives one pod of k at most ceil(N/k) connections (the +1), and a stable pod whose readiness
+# probe times out on a busy machine leaves the rotation for a probe period (5 s), raising the
+# canary's share for those seconds by 1/(k-1) - 1/k: with 6 pods over a 30 s watch, ~0.6% of
+# the requests per such lapse; 2% allows three.
+LAPSE_SHARE = 0.02
+# A client pod through the Service: for SECONDS, the /metadata example repeated into ROWS
+# rows, POSTed to /predict; each answer other than 200 with ROWS predictions is a failure.
+CLIENT = """
+import json, sys, time, urllib.request
+base, seconds, rows = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+example = json.load(urllib.request.urlopen(base + "/metadata", timeout=10))["example"]
+body = json.dumps({"instances": (example["instances"] * rows)[:rows]}).encode()
+sent, failed, statuses, end = 0, 0, {}, time.monotonic() + seconds
+while time.monotonic() < end:
+    request = urllib.request.Request(base + "/predict", body, {"Content-Type": "application/json"})
+    sent += 1
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, ok = answer.status, len(json.load(answer)["predictions"]) == rows
+    except urllib.error.HTTPError as error:
+        status, ok = error.code, False
+    except (OSError, ValueError) as error:
+        status, ok = type(error).__name__, False
+    statuses[str(status)] = statuses.get(str(status), 0) + 1
+    failed += not ok
+print(json.dumps({"requests": sent, "failed": failed, "statuses": statuses}))
+"""
+
+
+def allowed_failures(requests: int, share: float) -> int:
+    """Failed requests the canary's share of `requests` explains (see LAPSE_SHARE)."""
+    return math.ceil(requests * share) + math.ceil(requests * LAPSE_SHARE)
+
+
+def bake_python(bake: Path) -> str:
+    """The bake's own interpreter if it has a venv, else python3 (its tool is stdlib only)."""
+    venv = bake / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else "python3"
+
+
+def decision(code: int, stdout: str, stderr: str) -> str:
+    """The gate's one line, checked against its exit code (0 promote, 1 roll back)."""
+    line = (stdout.strip().splitlines() or [""])[0]
+    expected = {0: "promote:", 1: "roll back:"}.get(code)
+    if expected is None or not line.startswith(expected):
+        raise Failed(f"the bake's canary gate exited {code}: {line or stderr.strip()}")
+    return line
+
+
+def canary_workload(docs: list[Doc], canary: Doc) -> Workload:
+    """The canary Deployment planned like any other, with the ConfigMaps it reads."""
+    context = [d for d in docs if d["kind"] in PASSIVE_KINDS - {"Service"}]
+    [workload] = plan([*context, canary]).workloads
+    return workload
+
+
+class Canaries:
+    """The canary flow for each REF in turn, against the rehearsal's serving Deployment."""
+
+    def __init__(self, docs: list[Doc], bake: Path, refs: list[str], watch: float) -> None:
+        self.docs, self.bake, self.refs, self.watch = docs, bake, refs, watch
+        self.python = bake_python(bake)
+
+    def play(self, rehearsal: Rehearsal) -> None:
+        [service] = [s for s in rehearsal.plan.services if s.selector.get(COMPONENT) == "serving"]
+        self.rehearsal, self.service = rehearsal, service
+        [self.stable] = {id(p.workload): p.workload for p in self.stable_pods()}.values()
+        self.stable_doc = next(
+            d
+            for d in self.docs
+            if d["kind"] == "Deployment" and d["metadata"]["name"] == self.stable.name
+        )
+        for ref in self.refs:
+            self.one(ref)
+
+    def stable_pods(self) -> list[Pod]:
+        pods = self.rehearsal.pods
+        return [
+            p
+            for p in pods
+            if selects(self.service, p.workload) and "track" not in p.workload.labels
+        ]
+
+    def render(self, ref: str) -> Doc:
+        """The bake's `tools.canary render`, fed the stable Deployment as kubectl returns it."""
+        result = subprocess.run(
+            [self.python, "-m", "tools.canary", "render", "--image", ref],
+            input=json.dumps(self.stable_doc),
+            cwd=self.bake,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode:
+            raise Failed(f"the bake's canary render exited {result.returncode}: {result.stderr}")
+        doc: Doc = json.loads(result.stdout)
+        return doc
+
+    def one(self, ref: str) -> None:
+        rehearsal, before = self.rehearsal, self.fingerprint()
+        workload = canary_workload(self.docs, self.render(ref))
+        first = len(rehearsal.pods) + len(rehearsal.finished)  # pod names stay unique
+        canaries = [rehearsal.start(workload, first + i) for i in range(workload.replicas)]
+        print(f"{workload.title}: {len(canaries)} pod(s) on {ref} beside {self.stable.title}")
+        try:
+            budget = startup_budget([workload])
+            rehearsal.wait(
+                f"{workload.title} ready", lambda: all(p.ready for p in canaries), budget
+            )
+        except Failed as failure:
+            if workload.name not in str(failure):
+                raise
+            line = f"roll back: {workload.title} never became ready ({failure})"
+        else:
+            line = self.gate(ref, canaries)
+        print(f"canary {ref}: {line}")
+        self.retire(canaries)
+        if line.startswith("promote:"):
+            self.promote(ref)
+        elif self.fingerprint() != before:
+            raise Failed(f"canary {ref} rolled back, but {self.stable.title} changed")
+        else:
+            print(f"rolled back: {self.stable.title} untouched, same {len(before)} containers")
+        self.clients_after(ref)
+
+    def gate(self, ref: str, canaries: list[Pod]) -> str:
+        """The bake's gate over the pods' /metrics while clients go through the Service."""
+        port, stable_pods = next(iter(self.service.ports.values())), self.stable_pods()
+        stable = [arg for p in stable_pods for arg in ("--stable", f"http://{p.ip}:{port}")]
+        canary = [arg for p in canaries for arg in ("--canary", f"http://{p.ip}:{port}")]
+        command = [self.python, "-m", "tools.canary", "gate", *stable, *canary]
+        gate = subprocess.Popen(
+            [*command, "--watch", f"{self.watch:g}"],
+            cwd=self.bake,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        counts = self.traffic(max(1.0, self.watch - 3), lambda: gate.poll() is None)
+        stdout, stderr = gate.communicate(timeout=60)
+        share = len(canaries) / (len(canaries) + len(stable_pods))
+        requests, failed = counts["requests"], counts["failed"]
+        print(
+            f"clients during canary {ref}: {requests} requests, {failed} failed "
+            f"(share {share:.3f} of pods on the canary) {counts['statuses']}"
+        )
+        if failed > allowed_failures(requests, share):
+            allowed = allowed_failures(requests, share)
+            raise Failed(
+                f"canary {ref}: {failed} of {requests} requests failed (allowed {allowed})"
+            )
+        return decision(gate.returncode, stdout, stderr)
+
+    def traffic(self, seconds: float, busy: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """A client pod through the Service for `seconds`, the kubelet loop ticking meanwhile."""
+        rehearsal, image = self.rehearsal, self.stable.container.image
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            run: Future[str] = pool.submit(
+                rehearsal.client_run, image, CLIENT, self.service.url, f"{seconds:g}", str(ROWS)
+            )
+            while not run.done() or busy():
+                rehearsal.tick()
+                time.sleep(TICK)
+            counts: dict[str, Any] = json.loads(run.result().splitlines()[-1])
+            return counts
+
+    def retire(self, pods: list[Pod]) -> None:
+        """Delete pods as the API does: out of the Service first, then preStop and SIGTERM."""
+        for pod in pods:
+            self.rehearsal.pods.remove(pod)
+            self.rehearsal.finished.append(pod)  # kept for the memory report
+            pod.ready = False
+        self.rehearsal.publish_endpoints()
+        with ThreadPoolExecutor(max_workers=max(1, len(pods))) as pool:
+            problems = [problem for problem in pool.map(terminate, pods) if problem]
+        if problems:
+            raise Failed("; ".join(problems))
+
+    def promote(self, ref: str) -> None:
+        """`kubectl set image` on the stable Deployment: one new pod ready, then one old one out."""
+        rehearsal, old = self.rehearsal, self.stable_pods()
+        new = replace(self.stable, container=replace(self.stable.container, image=ref))
+        index = len(rehearsal.pods) + len(rehearsal.finished)
+        for number, pod in enumerate(old):
+            started = rehearsal.start(new, index + number)
+            what = f"{new.title} rollout to {ref}"
+            rehearsal.wait(what, lambda started=started: started.ready, startup_budget([new]))
+            self.retire([pod])
+        self.stable = new
+        self.stable_doc = copy.deepcopy(self.stable_doc)
+        self.stable_doc["spec"]["template"]["spec"]["containers"][0]["image"] = ref
+        print(f"promoted: {new.title} rolled to {ref}, {len(old)} pods one by one")
+
+    def fingerprint(self) -> list[tuple[str, str, str]]:
+        """Which containers serve as stable, on which image: a rollback must change none."""
+        return [(p.name, p.container.id, p.container.attrs["Image"]) for p in self.stable_pods()]
+
+    def clients_after(self, ref: str) -> None:
+        counts = self.traffic(AFTER_SECONDS)
+        images = sorted({p.workload.container.image for p in self.stable_pods()})
+        line = f"{counts['requests']} requests, {counts['failed']} failed"
+        print(f"after canary {ref}: clients {line}; {self.stable.title} runs {', '.join(images)}")
+        if counts["failed"]:
+            raise Failed(f"after canary {ref}: {line} {counts['statuses']}")
