@@ -206,28 +206,39 @@ class Canaries:
             counts: dict[str, Any] = json.loads(run.result().splitlines()[-1])
             return counts
 
-    def retire(self, pods: list[Pod]) -> None:
-        """Delete pods as the API does: out of the Service first, then preStop and SIGTERM."""
+    def unlist(self, pods: list[Pod]) -> None:
+        """A deleted pod leaves the Service's endpoints first (and the kubelet loop's view)."""
         for pod in pods:
             self.rehearsal.pods.remove(pod)
             self.rehearsal.finished.append(pod)  # kept for the memory report
             pod.ready = False
         self.rehearsal.publish_endpoints()
+
+    def retire(self, pods: list[Pod]) -> None:
+        """Delete pods as the API does: out of the Service, then preStop and SIGTERM."""
+        self.unlist(pods)
         with ThreadPoolExecutor(max_workers=max(1, len(pods))) as pool:
             problems = [problem for problem in pool.map(terminate, pods) if problem]
         if problems:
             raise Failed("; ".join(problems))
 
     def promote(self, ref: str) -> None:
-        """`kubectl set image` on the stable Deployment: one new pod ready, then one old one out."""
+        """`kubectl set image` on the stable Deployment (maxSurge 1, maxUnavailable 0): a new
+        pod ready, then an old one deleted (it drains while the next new one starts)."""
         rehearsal, old = self.rehearsal, self.stable_pods()
         new = replace(self.stable, container=replace(self.stable.container, image=ref))
         index = len(rehearsal.pods) + len(rehearsal.finished)
-        for number, pod in enumerate(old):
-            started = rehearsal.start(new, index + number)
-            what = f"{new.title} rollout to {ref}"
-            rehearsal.wait(what, lambda started=started: started.ready, startup_budget([new]))
-            self.retire([pod])
+        with ThreadPoolExecutor(max_workers=len(old)) as pool:
+            stopping = []
+            for number, pod in enumerate(old):
+                started = rehearsal.start(new, index + number)
+                what = f"{new.title} rollout to {ref}"
+                rehearsal.wait(what, lambda started=started: started.ready, startup_budget([new]))
+                self.unlist([pod])
+                stopping.append(pool.submit(terminate, pod))
+            problems = [problem for future in stopping if (problem := future.result())]
+        if problems:
+            raise Failed("; ".join(problems))
         self.stable = new
         self.stable_doc = copy.deepcopy(self.stable_doc)
         self.stable_doc["spec"]["template"]["spec"]["containers"][0]["image"] = ref
