@@ -100,7 +100,7 @@ def create_pull_secret() -> None:
 def smoke_test(deadline: float = 60) -> None:
     """Through a port-forward: /readyz answers 200 and /predict answers the model's own example."""
     require("kubectl")
-    with port_forward(DEPLOYMENT, 80) as base:
+    with port_forward(f"svc/{DEPLOYMENT}", 80) as base:
         end = time.monotonic() + deadline
         status, body = 0, "no answer"
         while status != 200:

@@ -78,18 +78,19 @@ def wait_for_listener(proc: subprocess.Popen[bytes], port: int, what: str) -> No
 
 
 @contextlib.contextmanager
-def port_forward(service: str, port: int) -> Iterator[str]:
-    """`kubectl port-forward` to a Service on a free local port; yield its base URL."""
+def port_forward(target: str, port: int) -> Iterator[str]:
+    """`kubectl port-forward` to `target` (svc/NAME, pod/NAME) on a free local port; yield its
+    base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         local = probe.getsockname()[1]
-    forward = ["kubectl", "--context", CONTEXT, "-n", NAMESPACE, "port-forward", f"svc/{service}"]
+    forward = ["kubectl", "--context", CONTEXT, "-n", NAMESPACE, "port-forward", target]
     # stdout (a line per connection) is not read, so it must not fill a pipe; stderr is the error.
     proc = subprocess.Popen(  # noqa: S603 - kubectl with our arguments
         [*forward, f"{local}:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        wait_for_listener(proc, local, f"kubectl port-forward svc/{service}")
+        wait_for_listener(proc, local, f"kubectl port-forward {target}")
         yield f"http://127.0.0.1:{local}"
     finally:
         proc.terminate()
