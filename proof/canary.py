@@ -156,12 +156,13 @@ class Canaries:
         else:
             line = self.gate(ref, canaries)
         print(f"canary {ref}: {line}")
-        self.retire(canaries)
-        if line.startswith("promote:"):
+        if line.startswith("promote:"):  # as the kind flow: the stable rolls, then the canary goes
             self.promote(ref)
-        elif self.fingerprint() != before:
-            raise Failed(f"canary {ref} rolled back, but {self.stable.title} changed")
+            self.retire(canaries)
         else:
+            self.retire(canaries)
+            if self.fingerprint() != before:
+                raise Failed(f"canary {ref} rolled back, but {self.stable.title} changed")
             print(f"rolled back: {self.stable.title} untouched, same {len(before)} containers")
         self.clients_after(ref)
 
