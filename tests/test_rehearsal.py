@@ -195,7 +195,8 @@ def training_settings(project: Path, settings: str) -> Iterator[None]:
 def check_canaries(output: str, stable: str, diverged: str, good: str) -> None:
     """The diverged canary rolled back for its non-finite predictions, stable untouched; the
     good one promoted; clients failed only within the diverged canary's share."""
-    print("\n".join(line for line in output.splitlines() if "canary" in line))
+    shown = ("Deployment/ml-service-canary", "clients during", "canary ", "rolled back", "promoted")
+    print("\n".join(line for line in output.splitlines() if line.startswith(shown)))
     failures = {}
     for ref in (diverged, good):
         clients = rf"^clients during canary {re.escape(ref)}: (\d+) requests, (\d+) failed "
