@@ -195,7 +195,14 @@ def training_settings(project: Path, settings: str) -> Iterator[None]:
 def check_canaries(output: str, stable: str, diverged: str, good: str) -> None:
     """The diverged canary rolled back for its non-finite predictions, stable untouched; the
     good one promoted; clients failed only within the diverged canary's share."""
-    shown = ("Deployment/ml-service-canary", "clients during", "canary ", "rolled back", "promoted")
+    shown = (
+        "Deployment/ml-service-canary",
+        "clients during",
+        "canary ",
+        "rolled back",
+        "promoted",
+        "after",
+    )
     print("\n".join(line for line in output.splitlines() if line.startswith(shown)))
     failures = {}
     for ref in (diverged, good):
