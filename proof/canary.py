@@ -18,11 +18,14 @@ import json
 import math
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from docker.models.containers import Container as DockerContainer
 
 from proof.pod_spec import PASSIVE_KINDS, Doc, Workload, plan
 from proof.rehearsal import (
@@ -44,15 +47,18 @@ AFTER_SECONDS = 5.0  # clients through the Service once the decision is acted on
 # canary's share for those seconds by 1/(k-1) - 1/k: with 6 pods over a 30 s watch, ~0.6% of
 # the requests per such lapse; 2% allows three.
 LAPSE_SHARE = 0.02
-# A client pod through the Service: for SECONDS, the /metadata example repeated into ROWS
-# rows, POSTed to /predict; each answer other than 200 with ROWS predictions is a failure.
+ROLLOUT_SECONDS = 600  # at most, for clients during a promotion (stopped when it is done)
+# A client pod through the Service: for SECONDS or until SIGTERM, the /metadata example
+# repeated into ROWS rows, POSTed to /predict; any answer but 200 with ROWS predictions fails.
 CLIENT = """
-import json, sys, time, urllib.request
+import json, signal, sys, time, urllib.request
 base, seconds, rows = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
 example = json.load(urllib.request.urlopen(base + "/metadata", timeout=10))["example"]
 body = json.dumps({"instances": (example["instances"] * rows)[:rows]}).encode()
 sent, failed, statuses, end = 0, 0, {}, time.monotonic() + seconds
-while time.monotonic() < end:
+while time.monotonic() < end and not stop:
     request = urllib.request.Request(base + "/predict", body, {"Content-Type": "application/json"})
     sent += 1
     try:
@@ -157,8 +163,12 @@ class Canaries:
             line = self.gate(ref, canaries)
         print(f"canary {ref}: {line}")
         if line.startswith("promote:"):  # as the kind flow: the stable rolls, then the canary goes
-            self.promote(ref)
-            self.retire(canaries)
+
+            def rollout() -> None:
+                self.promote(ref)
+                self.retire(canaries)
+
+            self.counted(f"during the promotion to {ref}", self.traffic(ROLLOUT_SECONDS, rollout))
         else:
             self.retire(canaries)
             if self.fingerprint() != before:
@@ -179,33 +189,51 @@ class Canaries:
             stderr=subprocess.PIPE,
             text=True,
         )
-        counts = self.traffic(max(1.0, self.watch - 3), lambda: gate.poll() is None)
+        counts = self.traffic(max(1.0, self.watch - 3), busy=lambda: gate.poll() is None)
         stdout, stderr = gate.communicate(timeout=60)
         share = len(canaries) / (len(canaries) + len(stable_pods))
-        requests, failed = counts["requests"], counts["failed"]
-        print(
-            f"clients during canary {ref}: {requests} requests, {failed} failed "
-            f"(share {share:.3f} of pods on the canary) {counts['statuses']}"
-        )
-        if failed > allowed_failures(requests, share):
-            allowed = allowed_failures(requests, share)
-            raise Failed(
-                f"canary {ref}: {failed} of {requests} requests failed (allowed {allowed})"
-            )
+        note = f" (share {share:.3f} of pods on the canary) {counts['statuses']}"
+        allowed = allowed_failures(counts["requests"], share)
+        self.counted(f"during canary {ref}", counts, allowed, note)
         return decision(gate.returncode, stdout, stderr)
 
-    def traffic(self, seconds: float, busy: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-        """A client pod through the Service for `seconds`, the kubelet loop ticking meanwhile."""
+    @staticmethod
+    def counted(what: str, counts: dict[str, Any], allowed: int = 0, note: str = "") -> None:
+        """Print what clients saw; fail if more requests failed than `allowed`."""
+        line = f"{counts['requests']} requests, {counts['failed']} failed"
+        print(f"clients {what}: {line}{note}")
+        if counts["failed"] > allowed:
+            raise Failed(f"clients {what}: {line} (allowed {allowed}) {counts['statuses']}")
+
+    def traffic(
+        self,
+        seconds: float,
+        during: Callable[[], None] | None = None,
+        busy: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        """A client pod through the Service for `seconds` (or until `during` is done), the
+        kubelet loop ticking meanwhile; what it counted."""
         rehearsal, image = self.rehearsal, self.stable.container.image
+        name = f"{rehearsal.run_id}-client-{uuid.uuid4().hex[:6]}"
+        args = (image, CLIENT, self.service.url, f"{seconds:g}", str(ROWS))
         with ThreadPoolExecutor(max_workers=1) as pool:
-            run: Future[str] = pool.submit(
-                rehearsal.client_run, image, CLIENT, self.service.url, f"{seconds:g}", str(ROWS)
-            )
+            run: Future[str] = pool.submit(rehearsal.client_run, *args, name=name)
+            if during is not None:
+                try:
+                    rehearsal.wait(f"client {name}", lambda: bool(self.running(name)), 60)
+                    during()
+                finally:
+                    for container in self.running(name):
+                        container.stop(timeout=15)  # SIGTERM: the client prints its counts
             while not run.done() or busy():
                 rehearsal.tick()
                 time.sleep(TICK)
             counts: dict[str, Any] = json.loads(run.result().splitlines()[-1])
             return counts
+
+    def running(self, name: str) -> list[DockerContainer]:
+        found: list[DockerContainer] = self.rehearsal.client.containers.list(filters={"name": name})
+        return found
 
     def unlist(self, pods: list[Pod]) -> None:
         """A deleted pod leaves the Service's endpoints first (and the kubelet loop's view)."""
@@ -250,9 +278,6 @@ class Canaries:
         return [(p.name, p.container.id, p.container.attrs["Image"]) for p in self.stable_pods()]
 
     def clients_after(self, ref: str) -> None:
-        counts = self.traffic(AFTER_SECONDS)
-        images = sorted({p.workload.container.image for p in self.stable_pods()})
-        line = f"{counts['requests']} requests, {counts['failed']} failed"
-        print(f"after canary {ref}: clients {line}; {self.stable.title} runs {', '.join(images)}")
-        if counts["failed"]:
-            raise Failed(f"after canary {ref}: {line} {counts['statuses']}")
+        images = ", ".join(sorted({p.workload.container.image for p in self.stable_pods()}))
+        note = f"; {self.stable.title} runs {images}"
+        self.counted(f"after canary {ref}", self.traffic(AFTER_SECONDS), note=note)

@@ -493,10 +493,11 @@ class Rehearsal:
     def all_ready(self) -> bool:
         return all(p.ready for p in self.pods if p.workload.kind == "Deployment")
 
-    def client_run(self, image: str, script: str, *args: str) -> str:
+    def client_run(self, image: str, script: str, *args: str, name: str | None = None) -> str:
         """Run `script` in a throwaway pod on the network (as a restricted client would)."""
         output = self.client.containers.run(
             image,
+            name=name,
             entrypoint=["python", "-c", script, *args],
             command=[],
             user="65534:65534",

@@ -197,11 +197,10 @@ def check_canaries(output: str, stable: str, diverged: str, good: str) -> None:
     good one promoted; clients failed only within the diverged canary's share."""
     shown = (
         "Deployment/ml-service-canary",
-        "clients during",
+        "clients ",
         "canary ",
         "rolled back",
         "promoted",
-        "after",
     )
     print("\n".join(line for line in output.splitlines() if line.startswith(shown)))
     failures = {}
@@ -218,8 +217,10 @@ def check_canaries(output: str, stable: str, diverged: str, good: str) -> None:
     )
     assert re.search(rf"^canary {re.escape(good)}: promote: ", output, re.M)
     assert f"promoted: Deployment/ml-service rolled to {good}, 5 pods one by one" in output
+    during = rf"^clients during the promotion to {re.escape(good)}: \d+ requests, 0 failed$"
+    assert re.search(during, output, re.M)
     for ref, serving in ((diverged, stable), (good, good)):
-        after = rf"^after canary {re.escape(ref)}: clients \d+ requests, 0 failed; "
+        after = rf"^clients after canary {re.escape(ref)}: \d+ requests, 0 failed; "
         assert re.search(after + rf"Deployment/ml-service runs {re.escape(serving)}$", output, re.M)
 
 
