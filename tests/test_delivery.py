@@ -203,6 +203,7 @@ def test_template_ci_deploys_the_defaults_to_kind(default_project: Path) -> None
     order = [
         "-s train build",
         "-s deploy",
+        "-s canary",
         "-s autoscale",
         "-s scale -- 5",
         "tools.cluster smoke",
@@ -436,6 +437,22 @@ def test_the_autoscaler_demo_runs_only_when_dispatched_with_its_input(
     assert "autoscaler_demo" in str(workflow["jobs"]["kind"]["timeout-minutes"])
     # A dispatched run on a tag is a demo, never a production release.
     assert workflow["jobs"]["production"]["if"].startswith("github.event_name == 'push' && ")
+
+
+def test_the_canary_runs_only_when_dispatched_with_its_input(default_project: Path) -> None:
+    """The canary rollout is opt-in, after the deploy it stands beside, before the scale-out."""
+    workflow = workflow_of(default_project)
+    flag = workflow[True]["workflow_dispatch"]["inputs"]["canary"]
+    assert (flag["type"], flag["default"]) == ("boolean", False)
+    steps = workflow["jobs"]["kind"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    [at] = [i for i, run in enumerate(runs) if "tools.canary run" in run]
+    assert steps[at]["if"] == "${{ github.event_name == 'workflow_dispatch' && inputs.canary }}"
+    assert '--image "${IMAGE_NAME}=${SERVE_REF}"' in runs[at]  # the published digest
+    deploy = next(i for i, run in enumerate(runs) if "tools.cluster deploy" in run)
+    scale = next(i for i, run in enumerate(runs) if "tools.cluster scale" in run)
+    assert deploy < at < scale
+    assert "inputs.canary" in str(workflow["jobs"]["kind"]["timeout-minutes"])
 
 
 def test_pod_templates_carry_the_project_labels(custom_project: Path) -> None:

@@ -213,11 +213,19 @@ def autoscale(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def canary(session: nox.Session) -> None:
+    """Run the built serving image as a canary on kind; promote or roll it back by its metrics."""
+    require_images(session, image_ref(IMAGES[0]))
+    image = f"--image={IMAGES[0]}={image_ref(IMAGES[0])}"
+    cluster(session, "run", "--load", image, *session.posargs, tool="tools.canary")
+
+
+@nox.session(python=False)
 def undeploy(session: nox.Session) -> None:
     """Delete the local kind cluster and everything deployed to it."""
     cluster(session, "undeploy")
 
 
-def cluster(session: nox.Session, *args: str) -> None:
-    """Run tools/cluster.py (kind + kubectl steps) with the Python running nox."""
-    session.run(sys.executable, "-m", "tools.cluster", *args, external=True)
+def cluster(session: nox.Session, *args: str, tool: str = "tools.cluster") -> None:
+    """Run a kind + kubectl tool (tools/cluster.py, tools/canary.py) with the Python running nox."""
+    session.run(sys.executable, "-m", tool, *args, external=True)

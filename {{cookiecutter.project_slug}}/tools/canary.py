@@ -105,8 +105,9 @@ def watch_in_cluster(images: dict[str, str], watch: float, with_clients: bool) -
 def roll_out(args: argparse.Namespace) -> tuple[bool, str]:
     """Apply the canary, judge it, then promote it or roll it back: (promoted?, why)."""
     require("kubectl")
-    images = parse_images(args.image)
-    image, canary = images[names().image], canary_name(DEPLOYMENT)
+    images, canary = parse_images(args.image), canary_name(DEPLOYMENT)
+    if not (image := images.get(names().image)):
+        raise ClusterError(f"--image {names().image}=REF is needed: the serving image to try")
     if args.load:
         require("kind")
         run("kind", "load", "docker-image", "--name", DEPLOYMENT, *images.values())

@@ -118,11 +118,10 @@ def judge(stable: Counts, canary: Counts, min_requests: int = MIN_REQUESTS) -> t
     p99 = canary.p99(), stable.p99()
     problems = []
     if errors[0] > errors[1] + ERROR_MARGIN:
-        problems.append(f"{errors[0]:.1%} of its answers are 5xx (stable {errors[1]:.1%})")
+        problems.append("{} of its answers are 5xx (stable {})".format(*map(percent, errors)))
     if refused[0] > refused[1] + NON_FINITE_MARGIN:
-        problems.append(
-            f"{refused[0]:.1%} of its rows are non-finite predictions (stable {refused[1]:.1%})"
-        )
+        shares = map(percent, refused)
+        problems.append("{} of its rows are non-finite predictions (stable {})".format(*shares))
     if p99[0] is not None and p99[0] > max(LATENCY_FACTOR * (p99[1] or 0), LATENCY_FLOOR):
         problems.append(f"its p99 is {seconds(p99[0])} (stable {seconds(p99[1])})")
     drifts = canary.drift, stable.drift
@@ -130,12 +129,16 @@ def judge(stable: Counts, canary: Counts, min_requests: int = MIN_REQUESTS) -> t
         problems.append(f"its input drift is PSI {drifts[0]:.2f} (stable {drifts[1]:.2f})")
     drift = "n/a (too few rows)" if canary.drift is None else f"{canary.drift:.3f}"
     summary = (
-        f"canary {canary.requests:.0f} predictions, {errors[0]:.1%} 5xx, "
+        f"canary {canary.requests:.0f} predictions, {percent(errors[0])} 5xx, "
         f"{canary.non_finite:.0f} rows non-finite, p99 {seconds(p99[0])}, drift {drift}"
     )
     if problems:
         return False, "; ".join([*problems, summary])
     return True, f"{summary}; stable {stable.requests:.0f} predictions, p99 {seconds(p99[1])}"
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
 
 
 def seconds(value: float | None) -> str:
