@@ -5,10 +5,11 @@ order: the bake's own `python -m tools.canary render --image REF` turns the stab
 Deployment into its canary, planned by proof/pod_spec.py and started beside the stable pods,
 so the Service's proxy sends it its share by pod count. While the bake's `gate` reads every
 pod's /metrics from outside, a client pod sends traffic through the Service, counting what
-fails. The gate's decision is then acted on as the kind flow does: promote (the stable pods
-replaced one by one with REF: start, ready, stop the old one; maxUnavailable 0) or roll back
-(the canary deleted, the stable pods untouched), and clients go through the Service again.
-The bake is driven as a subprocess from its root, never imported.
+fails (no more than the canary's share may). The gate's decision is then acted on as the kind
+flow does: promote (the stable pods replaced one by one with REF, maxUnavailable 0, under
+client traffic that must not fail) or roll back (the canary deleted, the stable pods the same
+containers), and clients go through the Service again. The bake is driven as a subprocess
+from its root, never imported.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ from proof.rehearsal import (
 
 ROWS = 10  # rows per request: the good canary sees well over drift's 200-row minimum
 AFTER_SECONDS = 5.0  # clients through the Service once the decision is acted on
-# Failures allowed beyond the canary's exact share of N requests: the proxy's round robin
-# gives one pod of k at most ceil(N/k) connections (the +1), and a stable pod whose readiness
-# probe times out on a busy machine leaves the rotation for a probe period (5 s), raising the
-# canary's share for those seconds by 1/(k-1) - 1/k: with 6 pods over a 30 s watch, ~0.6% of
-# the requests per such lapse; 2% allows three.
+# Failures allowed beyond the canary's share of N requests: the proxy's round robin gives one
+# pod of k at most ceil(N/k) connections, and a stable pod whose readiness probe times out on
+# a busy machine leaves the rotation for a probe period (5 s), raising the canary's share for
+# those seconds by 1/(k-1) - 1/k: with 6 pods over a 30 s watch, ~0.6% of the requests per
+# such lapse; 2% allows three.
 LAPSE_SHARE = 0.02
 ROLLOUT_SECONDS = 600  # at most, for clients during a promotion (stopped when it is done)
 # A client pod through the Service: for SECONDS or until SIGTERM, the /metadata example
