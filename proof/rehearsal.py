@@ -15,6 +15,7 @@ Any OOM kill, exit, restart, unready pod or failed Job fails it. It is not kind:
 
     python -m proof.rehearsal BAKE/k8s/overlays/kind [BAKE/k8s/hpa-load] --image NAME=REF ...
         [--files NAME=DIR]  # DIR's files at http://NAME/ on the network, for a DATA_PATH URL
+        [--canary REF ...] [--canary-watch SECONDS]  # then the bake's canary flow, per REF
 
 Overlays are applied in order, each proven before the next (tests/test_rehearsal.py).
 """
@@ -492,10 +493,11 @@ class Rehearsal:
     def all_ready(self) -> bool:
         return all(p.ready for p in self.pods if p.workload.kind == "Deployment")
 
-    def client_run(self, image: str, script: str, *args: str) -> str:
+    def client_run(self, image: str, script: str, *args: str, name: str | None = None) -> str:
         """Run `script` in a throwaway pod on the network (as a restricted client would)."""
         output = self.client.containers.run(
             image,
+            name=name,
             entrypoint=["python", "-c", script, *args],
             command=[],
             user="65534:65534",
@@ -530,19 +532,9 @@ class Rehearsal:
             raise Failed(f"Service/{service.name} refuses Host {host}: {error.code}") from None
 
     def stop_all(self) -> list[str]:
-        """Stop every pod at once as the kubelet does: preStop, SIGTERM, SIGKILL after the grace."""
-
-        def stop(pod: Pod) -> str | None:
-            spec = pod.workload.container
-            time.sleep(spec.pre_stop_seconds)
-            pod.container.stop(timeout=int(spec.grace_seconds - spec.pre_stop_seconds))
-            pod.container.reload()
-            if pod.container.attrs["State"]["ExitCode"] == 137:
-                return f"{pod.name}: killed after its grace period of {spec.grace_seconds:.0f} s"
-            return None
-
+        """Stop every pod at once as the kubelet does (see `terminate`)."""
         with ThreadPoolExecutor(max_workers=max(1, len(self.pods))) as pool:
-            return [problem for problem in pool.map(stop, self.pods) if problem]
+            return [problem for problem in pool.map(terminate, self.pods) if problem]
 
     def answered(self, service: Service) -> dict[str, int]:
         """Requests each ready pod behind `service` has answered, from its own /metrics."""
@@ -571,6 +563,18 @@ class Rehearsal:
             with contextlib.suppress(docker.errors.APIError):
                 volume.remove(force=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def terminate(pod: Pod) -> str | None:
+    """Stop a pod as the kubelet does: preStop, SIGTERM, SIGKILL after the grace period;
+    what went wrong, if it needed the SIGKILL."""
+    spec = pod.workload.container
+    time.sleep(spec.pre_stop_seconds)
+    pod.container.stop(timeout=int(spec.grace_seconds - spec.pre_stop_seconds))
+    pod.container.reload()
+    if pod.container.attrs["State"]["ExitCode"] == 137:
+        return f"{pod.name}: killed after its grace period of {spec.grace_seconds:.0f} s"
+    return None
 
 
 def selects(service: Service, workload: Workload) -> bool:
@@ -624,9 +628,11 @@ def rehearse(
     client: docker.DockerClient,
     scale_to: int | None,
     files: dict[str, Path] | None = None,
+    then: Callable[[Rehearsal], None] | None = None,
 ) -> None:
     """Apply each overlay in turn and prove it, scale out and prove it again, stop it all.
-    `files`: folders served over HTTP on the network first, each under its name."""
+    `files`: folders served over HTTP on the network first, each under its name; `then`:
+    what runs on the scaled overlay before it stops (the canaries, proof/canary.py)."""
     first, later = stages[0], stages[1:]
     for stage in later:
         if stage.services or stage.claims:
@@ -659,6 +665,8 @@ def rehearse(
             print(f"Service/{service.name} spread /predict over its pods: {answered}")
             if not all(answered.values()):
                 raise Failed(f"Service/{service.name}: a ready pod got no traffic: {answered}")
+        if then is not None:
+            then(rehearsal)
         rehearsal.tick()
         seen = rehearsal.pods + rehearsal.finished
         problems = rehearsal.stop_all()
@@ -700,13 +708,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=DIR",
         help="serve DIR at http://NAME/ on the network (e.g. the CSV a DATA_PATH names)",
     )
+    parser.add_argument(
+        "--canary",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="once scaled, roll REF out as the bake's canary flow does (proof/canary.py)",
+    )
+    parser.add_argument("--canary-watch", type=float, default=30, metavar="SECONDS")
     args = parser.parse_args(argv)
     images = dict(pair.split("=", 1) for pair in args.image)
     files = {name: Path(folder) for name, folder in (p.split("=", 1) for p in args.files)}
     try:
-        stages = [plan(with_images(render(overlay), images)) for overlay in args.overlays]
+        rendered = [with_images(render(overlay), images) for overlay in args.overlays]
+        stages = [plan(docs) for docs in rendered]
+        then = None
+        if args.canary:  # imported here: proof/canary.py builds on this module
+            from proof.canary import Canaries
+
+            bake = args.overlays[0].resolve().parents[2]  # BAKE/k8s/overlays/NAME
+            then = Canaries(rendered[0], bake, args.canary, args.canary_watch).play
         client = docker.from_env(timeout=120)
-        rehearse(stages, client, args.scale, files)
+        rehearse(stages, client, args.scale, files, then)
     except (Unsupported, Failed, RenderError) as error:
         print(f"rehearsal failed: {error}", file=sys.stderr)
         return 1

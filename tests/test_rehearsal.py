@@ -5,8 +5,11 @@ and built bake, plays kubelet and kube-proxy with the Docker SDK: every Deployme
 bake's rendered overlay with its own limits, probes, volumes and Services, the training Job
 against the in-cluster MLflow (once on a CSV its ConfigMap's DATA_PATH names, served over HTTP
 on the network), the autoscaler demo's load Job against the serving Service, then scaled to the
-autoscaler's ceiling. The last test breaks the MLflow server the way MLflow 3.17's
-defaults do and checks that the rehearsal fails.
+autoscaler's ceiling. The default bake's rehearsal then plays its canary flow (proof/canary.py,
+driving the bake's `tools.canary` from outside): a diverged model version (NaN weights) rolled
+back with stable untouched, then a genuinely new version (trained and built again) promoted, with
+no client failure beyond the canary's share. The last test breaks the MLflow server the way
+MLflow 3.17's defaults do and checks that the rehearsal fails.
 """
 
 from __future__ import annotations
@@ -15,20 +18,53 @@ import contextlib
 import csv
 import random
 import re
+import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from proof.bake import image_options
-from tests.conftest import CUSTOM_ANSWERS, TEMPLATE, bake, git_init, nox, project_env
+from proof.bake import image_options, image_ref, images
+from proof.canary import allowed_failures
+from tests.conftest import CUSTOM_ANSWERS, TEMPLATE, bake, git_init, nox, project_env, run
 
 pytestmark = pytest.mark.rehearsal
 
 JOB_EXECUTION_OFF = """            - name: MLFLOW_SERVER_ENABLE_JOB_EXECUTION
               value: "false"
+"""
+# A training run that diverged, as its exported folder would hold it: the classifier's
+# weights NaN in the skops file and, where training added a verified ONNX twin, in the ONNX
+# graph too, with the reference answers its export check would have recorded for it.
+DIVERGE = """
+import json, sys
+from pathlib import Path
+import numpy as np, onnx, onnxruntime, skops.io, yaml
+from onnx import numpy_helper
+folder = Path(sys.argv[1])
+mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+flavor = mlmodel["flavors"]["sklearn"]
+path = folder / flavor["pickled_model"]
+model = skops.io.load(path, trusted=flavor.get("skops_trusted_types") or None)
+model[-1].coef_ = np.full_like(model[-1].coef_, np.nan)
+skops.io.dump(model, path)
+spec = (mlmodel.get("metadata") or {}).get("onnx")
+if spec:
+    graph = onnx.load(folder / spec["model"])
+    [coef] = [i for i in graph.graph.initializer if i.name == "coef"]
+    nan = np.full_like(numpy_helper.to_array(coef), np.nan)
+    coef.CopyFrom(numpy_helper.from_array(nan, "coef"))
+    onnx.save(graph, folder / spec["model"])
+    reference = json.loads((folder / spec["reference"]).read_text())
+    session = onnxruntime.InferenceSession(str(folder / spec["model"]))
+    x = np.asarray(reference["inputs"], dtype=np.float64)
+    [proba] = session.run(["probabilities"], {session.get_inputs()[0].name: x})
+    reference["probabilities"] = np.asarray(proba, dtype=np.float64).tolist()
+    reference["predictions"] = [reference["classes"][i] for i in np.argmax(proba, axis=1)]
+    (folder / spec["reference"]).write_text(json.dumps(reference))
 """
 
 
@@ -36,6 +72,40 @@ JOB_EXECUTION_OFF = """            - name: MLFLOW_SERVER_ENABLE_JOB_EXECUTION
 def built_default(trained_project: Path, docker: str) -> Path:
     nox(trained_project, "build")
     return trained_project
+
+
+@pytest.fixture(scope="module")
+def new_version(built_default: Path) -> str:
+    """The default bake's next model version: an empty commit, `nox -s train` (version 2, the
+    new champion: same data, not worse) and `nox -s build` (images tagged for that commit).
+    HEAD goes back after, so `image_options` still names the first build's images."""
+    head = run(["git", "rev-parse", "HEAD"], built_default).stdout.strip()
+    author = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    run(["git", *author, "commit", "-q", "--allow-empty", "-m", "model v2"], built_default)
+    try:
+        nox(built_default, "train", "build")
+        return image_ref(built_default, images(built_default)[0])
+    finally:
+        run(["git", "reset", "-q", "--soft", head], built_default)
+
+
+@pytest.fixture
+def diverged_version(
+    built_default: Path, new_version: str, tmp_path_factory: pytest.TempPathFactory, docker: str
+) -> Iterator[str]:
+    """`new_version`'s image with its model's weights NaN (DIVERGE), tagged per run."""
+    context = tmp_path_factory.mktemp("diverged")
+    model = context / "model"
+    shutil.copytree((built_default / "build" / "model").resolve(), model)
+    python = built_default / ".nox" / "train" / "bin" / "python"  # the bake's training env
+    run([str(python), "-c", DIVERGE, str(model)], built_default)
+    for path in [model, *model.rglob("*")]:  # readable by the image's user (UID 10001)
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (context / "Dockerfile").write_text(f"FROM {new_version}\nCOPY model /app/model\n")
+    tag = f"{new_version.split(':')[0]}-diverged:{uuid.uuid4().hex[:8]}"
+    run([docker, "build", "-q", "-t", tag, str(context)], built_default)
+    yield tag
+    subprocess.run([docker, "rmi", "-f", tag], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +192,51 @@ def training_settings(project: Path, settings: str) -> Iterator[None]:
         path.write_text(original)
 
 
+def check_canaries(output: str, stable: str, diverged: str, good: str) -> None:
+    """The diverged canary rolled back for its non-finite predictions, stable untouched; the
+    good one promoted; clients failed only within the diverged canary's share."""
+    shown = (
+        "Deployment/ml-service-canary",
+        "clients ",
+        "canary ",
+        "rolled back",
+        "promoted",
+    )
+    print("\n".join(line for line in output.splitlines() if line.startswith(shown)))
+    failures = {}
+    for ref in (diverged, good):
+        clients = rf"^clients during canary {re.escape(ref)}: (\d+) requests, (\d+) failed "
+        [(requests, failed, share)] = re.findall(clients + r"\(share ([\d.]+) ", output, re.M)
+        assert int(failed) <= allowed_failures(int(requests), float(share))
+        failures[ref] = int(failed)
+    assert failures[diverged] > 0, failures
+    assert failures[good] == 0, failures
+    assert re.search(rf"^canary {re.escape(diverged)}: roll back: .*non-finite", output, re.M)
+    assert re.search(
+        r"^rolled back: Deployment/ml-service untouched, same 5 containers", output, re.M
+    )
+    assert re.search(rf"^canary {re.escape(good)}: promote: ", output, re.M)
+    assert f"promoted: Deployment/ml-service rolled to {good}, 5 pods one by one" in output
+    during = rf"^clients during the promotion to {re.escape(good)}: \d+ requests, 0 failed$"
+    assert re.search(during, output, re.M)
+    for ref, serving in ((diverged, stable), (good, good)):
+        after = rf"^clients after canary {re.escape(ref)}: \d+ requests, 0 failed; "
+        assert re.search(after + rf"Deployment/ml-service runs {re.escape(serving)}$", output, re.M)
+
+
 def test_default_bake_trains_in_cluster_on_its_csv_under_its_own_limits(
-    built_default: Path, tmp_path: Path
+    built_default: Path, tmp_path: Path, new_version: str, diverged_version: str
 ) -> None:
     """The training Job reads DATA_PATH from its ConfigMap, a CSV served over HTTP on the
-    network, and moves the in-cluster champion."""
+    network, and moves the in-cluster champion. Then a diverged canary and a good one."""
     write_mixed_csv(tmp_path / "mixed.csv")
     url = "http://training-data/mixed.csv"
+    canaries = ["--canary", diverged_version, "--canary", new_version]
     with training_settings(built_default, f"DATA_PATH={url}\nTARGET_COLUMN=label\n"):
-        output = rehearsed(built_default, "--files", f"training-data={tmp_path}")
+        output = rehearsed(built_default, "--files", f"training-data={tmp_path}", *canaries)
     assert check_rehearsal(output, "ml-service", floor=2, ceiling=5) == url
+    stable = image_ref(built_default, images(built_default)[0])
+    check_canaries(output, stable, diverged_version, new_version)
 
 
 def test_custom_answers_run_their_kind_overlay_under_its_own_limits(built_custom: Path) -> None:
