@@ -1,0 +1,62 @@
+"""benchmarks/drift_cost.py's pure parts: the model copy that tracks no drift, the alternating
+order of the two servers, and the with/without table. The servers run in
+`python benchmarks/drift_cost.py --project BAKE` (CONTRIBUTING's Benchmarks rule)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import TEMPLATE
+
+sys.path.insert(0, str(TEMPLATE / "benchmarks"))  # the scripts import each other by file name
+
+import drift_cost
+from wrk import Result, Setting
+
+MLMODEL = """artifact_path: model
+flavors:
+  python_function:
+    loader_module: mlflow.sklearn
+metadata:
+  drift_reference:
+    mean radius:
+      edges: [1.0, 2.0]
+      shares: [0.2, 0.5, 0.3, 0.0]
+  nullable_features: []
+signature:
+  inputs: '[{"type": "double", "name": "mean radius", "required": true}]'
+"""
+
+
+def test_the_untracked_copy_loses_only_the_drift_reference() -> None:
+    before, after = (
+        yaml.safe_load(MLMODEL),
+        yaml.safe_load(drift_cost.without_drift_reference(MLMODEL)),
+    )
+    del before["metadata"]["drift_reference"]
+    assert after == before
+
+
+def test_a_model_without_a_drift_reference_has_nothing_to_compare() -> None:
+    with pytest.raises(ValueError, match="no drift_reference"):
+        drift_cost.without_drift_reference("metadata:\n  nullable_features: []\n")
+
+
+def test_the_servers_take_turns_going_first() -> None:
+    on, off = drift_cost.ON, drift_cost.OFF
+    assert drift_cost.orders(3) == [(on, off), (off, on), (on, off)]
+
+
+def test_the_table_compares_mean_throughput_and_median_p50() -> None:
+    runs = {
+        Setting(100, 8): {
+            drift_cost.ON: [Result(950.0, 6.0, 9.0, 0), Result(1010.0, 6.4, 9.0, 0)],
+            drift_cost.OFF: [Result(1000.0, 5.8, 9.0, 0), Result(1040.0, 6.2, 9.0, 0)],
+        }
+    }
+    assert (
+        drift_cost.summary(runs)[-1] == "| rows=100 c=8 | 980 | 1020 | 0.961 | 6.20 ms | 6.00 ms |"
+    )
