@@ -1,6 +1,6 @@
 """What input-drift tracking costs the request path: the bake's server with and without it.
 
-    python benchmarks/drift_cost.py [--project PATH] [--duration 8] [--rounds 2]
+    python benchmarks/drift_cost.py [--project PATH] [--duration 5] [--rounds 4]
 
 Training records each feature's reference bins in the exported model's MLmodel metadata
 (`drift_reference`); the server tracks drift for a model that has them and nothing for one
@@ -9,8 +9,9 @@ twice on the same CPU: on `build/model`, and on a copy of it whose MLmodel has n
 `drift_reference`. Before timing, each server's /metrics shows whether it scores drift (one
 must, the other must not). Then, for 1 and 100 rows at concurrency 1 and 8 on /predict, wrk
 loads the two in turn, `--rounds` times each and in alternating order, so both see the same
-machine state. Prints each run and a table of req/s with and without drift, their ratio and
-the p50s. Without `--project` it bakes the defaults and trains them. Needs wrk and pyyaml.
+machine state. Prints each run and a table of req/s with and without drift, the median of
+the rounds' ratios and their range, and the p50s. Without `--project` it bakes the defaults
+and trains them. Needs wrk and pyyaml.
 """
 
 from __future__ import annotations
@@ -70,21 +71,30 @@ def drift_series(base: str) -> int:
 
 
 def summary(runs: Runs) -> list[str]:
-    """A Markdown table: mean req/s with and without drift, their ratio, and median p50s."""
+    """A Markdown table: mean req/s with and without drift, the median of each round's
+    with/without ratio (a round's two runs are adjacent in time, so a burst of load from
+    elsewhere skews both or neither: the median pair is the robust figure), its range, and
+    median p50s."""
     lines = [
-        "| /predict | with drift req/s | without req/s | with/without | p50 with | p50 without |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| /predict | with drift req/s | without req/s | with/without (median of rounds) "
+        "| rounds' range | p50 with | p50 without |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for setting, by_server in runs.items():
         on, off = by_server[ON], by_server[OFF]
+        ratios = [
+            a.requests_per_second / b.requests_per_second
+            for a, b in zip(on, off, strict=True)
+            if b.requests_per_second
+        ]
         on_rps = statistics.mean(r.requests_per_second for r in on)
         off_rps = statistics.mean(r.requests_per_second for r in off)
-        ratio = on_rps / off_rps if off_rps else float("nan")
         on_p50 = statistics.median(r.p50_ms for r in on)
         off_p50 = statistics.median(r.p50_ms for r in off)
         lines.append(
             f"| rows={setting.rows} c={setting.concurrency} | {on_rps:.0f} | {off_rps:.0f} "
-            f"| {ratio:.3f} | {on_p50:.2f} ms | {off_p50:.2f} ms |"
+            f"| {statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f} "
+            f"| {on_p50:.2f} ms | {off_p50:.2f} ms |"
         )
     return lines
 
@@ -125,8 +135,8 @@ def measure(bases: dict[str, str], example: dict[str, Any], seconds: int, rounds
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--project", type=Path, help="a trained bake (default: bake one)")
-    parser.add_argument("--duration", type=int, default=8, help="seconds per run (8)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs per server and setting (2)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per run (5)")
+    parser.add_argument("--rounds", type=int, default=4, help="runs per server and setting (4)")
     return parser.parse_args(argv)
 
 
