@@ -10,8 +10,9 @@ twice on the same CPU: on `build/model`, and on a copy of it whose MLmodel has n
 must, the other must not). Then, for 1 and 100 rows at concurrency 1 and 8 on /predict, wrk
 loads the two in turn, `--rounds` times each and in alternating order, so both see the same
 machine state. Prints each run and a table of req/s with and without drift, the median of
-the rounds' ratios and their range, and the p50s. Without `--project` it bakes the defaults
-and trains them. Needs wrk and pyyaml.
+the rounds' ratios and their range, the same for the server's CPU time per request (from
+/proc: it holds still on a busy shared machine where req/s swing), and the p50s. Without
+`--project` it bakes the defaults and trains them. Needs wrk and pyyaml.
 """
 
 from __future__ import annotations
@@ -24,20 +25,32 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ceiling
 import servers
 import yaml
-from wrk import Result, Setting, bodies, run_wrk
+from wrk import Result, Setting, bodies, process_cpu_seconds, run_wrk
 
 SETTINGS = (Setting(1, 1), Setting(1, 8), Setting(100, 1), Setting(100, 8))
 ON, OFF = "drift on", "drift off"
 DRIFT_KEY = "drift_reference"
 # The gauge a drift-tracking server exports, once per referenced feature.
 DRIFT_SERIES = re.compile(r"^feature_drift_psi\{", re.MULTILINE)
-Runs = dict[Setting, dict[str, list[Result]]]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One wrk run on one server, and the server's CPU time per request in it (None without
+    /proc): on a busy shared machine, CPU per request holds still where requests/s swing."""
+
+    result: Result
+    cpu_us: float | None
+
+
+Runs = dict[Setting, dict[str, list[Run]]]
 
 
 def without_drift_reference(mlmodel: str) -> str:
@@ -70,33 +83,53 @@ def drift_series(base: str) -> int:
         return len(DRIFT_SERIES.findall(response.read().decode()))
 
 
+def _median_ratio(on: list[float], off: list[float]) -> str:
+    """The median of paired with/without ratios and their range: a round's two runs are
+    adjacent in time, so a burst of load from elsewhere skews both or neither."""
+    ratios = [a / b for a, b in zip(on, off, strict=True) if b]
+    if not ratios:
+        return "n/a | n/a"
+    return f"{statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f}"
+
+
 def summary(runs: Runs) -> list[str]:
-    """A Markdown table: mean req/s with and without drift, the median of each round's
-    with/without ratio (a round's two runs are adjacent in time, so a burst of load from
-    elsewhere skews both or neither: the median pair is the robust figure), its range, and
+    """A Markdown table per setting: mean req/s with and without drift, the median of the
+    rounds' req/s ratios and their range, the same for the server's CPU per request, and the
     median p50s."""
     lines = [
-        "| /predict | with drift req/s | without req/s | with/without (median of rounds) "
-        "| rounds' range | p50 with | p50 without |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| /predict | req/s with drift | without | with/without (median) | range "
+        "| CPU us/request with | without | with/without (median) | range | p50 with | without |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for setting, by_server in runs.items():
         on, off = by_server[ON], by_server[OFF]
-        ratios = [
-            a.requests_per_second / b.requests_per_second
-            for a, b in zip(on, off, strict=True)
-            if b.requests_per_second
-        ]
-        on_rps = statistics.mean(r.requests_per_second for r in on)
-        off_rps = statistics.mean(r.requests_per_second for r in off)
-        on_p50 = statistics.median(r.p50_ms for r in on)
-        off_p50 = statistics.median(r.p50_ms for r in off)
+        on_rps = [run.result.requests_per_second for run in on]
+        off_rps = [run.result.requests_per_second for run in off]
+        on_cpu = [run.cpu_us for run in on if run.cpu_us is not None]
+        off_cpu = [run.cpu_us for run in off if run.cpu_us is not None]
+        cpu = (
+            f"{statistics.mean(on_cpu):.0f} | {statistics.mean(off_cpu):.0f} | "
+            f"{_median_ratio(on_cpu, off_cpu)}"
+            if on_cpu and len(on_cpu) == len(off_cpu)
+            else "n/a | n/a | n/a | n/a"
+        )
+        on_p50 = statistics.median(run.result.p50_ms for run in on)
+        off_p50 = statistics.median(run.result.p50_ms for run in off)
         lines.append(
-            f"| rows={setting.rows} c={setting.concurrency} | {on_rps:.0f} | {off_rps:.0f} "
-            f"| {statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f} "
+            f"| rows={setting.rows} c={setting.concurrency} | {statistics.mean(on_rps):.0f} "
+            f"| {statistics.mean(off_rps):.0f} | {_median_ratio(on_rps, off_rps)} | {cpu} "
             f"| {on_p50:.2f} ms | {off_p50:.2f} ms |"
         )
     return lines
+
+
+def cpu_per_request(
+    before: float | None, after: float | None, result: Result, seconds: int
+) -> float | None:
+    """The server's CPU microseconds per request over one run of `seconds`."""
+    if before is None or after is None or not result.requests_per_second:
+        return None
+    return (after - before) / (result.requests_per_second * seconds) * 1e6
 
 
 def check_tracking(bases: dict[str, str], example: dict[str, Any], workdir: Path) -> None:
@@ -111,7 +144,9 @@ def check_tracking(bases: dict[str, str], example: dict[str, Any], workdir: Path
         raise SystemExit("the two servers do not differ in drift tracking: nothing to compare")
 
 
-def measure(bases: dict[str, str], example: dict[str, Any], seconds: int, rounds: int) -> Runs:
+def measure(
+    bases: dict[str, str], pids: dict[str, int], example: dict[str, Any], seconds: int, rounds: int
+) -> Runs:
     """Every setting on both servers, `rounds` times each, in alternating order."""
     workdir = Path(tempfile.mkdtemp(prefix="drift-cost-"))
     try:
@@ -122,11 +157,14 @@ def measure(bases: dict[str, str], example: dict[str, Any], seconds: int, rounds
             runs[setting] = {ON: [], OFF: []}
             for order in orders(rounds):
                 for name in order:
+                    before = process_cpu_seconds(pids[name])
                     result = run_wrk(
                         bases[name] + "/predict", body, setting.concurrency, seconds, workdir
                     )
-                    runs[setting][name].append(result)
-                    print(result.line(setting.label(name)), flush=True)
+                    cpu = cpu_per_request(before, process_cpu_seconds(pids[name]), result, seconds)
+                    runs[setting][name].append(Run(result, cpu))
+                    used = "" if cpu is None else f"  CPU {cpu:.0f} us/request"
+                    print(result.line(setting.label(name)) + used, flush=True)
         return runs
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -160,8 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             servers.started(servers.ours(venv, serve, model)) as tracked,
             servers.started(servers.ours(venv, serve, untracked)) as plain,
         ):
-            bases = {ON: tracked.base, OFF: plain.base}
-            runs = measure(bases, servers.example(tracked.base), args.duration, args.rounds)
+            bases, pids = {ON: tracked.base, OFF: plain.base}, {ON: tracked.pid, OFF: plain.pid}
+            example = servers.example(tracked.base)
+            runs = measure(bases, pids, example, args.duration, args.rounds)
         print(*summary(runs), sep="\n")
         print(ceiling.load_line("at the end"))
         return 0
