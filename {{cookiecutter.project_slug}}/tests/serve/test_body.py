@@ -16,13 +16,12 @@ from .test_requests import error_of
 # Many records (counted whole, not value by value) and a V2 tensor, as clients send them.
 RECORDS = b'{"instances": [' + b", ".join([b'{"a": 1.0, "b": 2.5}'] * 20) + b"]}"
 
+V2_TENSOR = b'{"inputs": [{"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}'
+
 
 def large(body: bytes) -> bytes:
     """`body` past SMALL_BODY (trailing whitespace is JSON): the size a cheaper proof takes."""
     return body + b" " * SMALL_BODY
-
-
-V2_TENSOR = b'{"inputs": [{"name": "t", "shape": [2, 2], "datatype": "FP64", "data": [1, 2]}]}'
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
