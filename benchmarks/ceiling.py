@@ -193,6 +193,18 @@ def cannot_measure(model: Path | None) -> str | None:
     return None
 
 
+def load_line(when: str) -> str:
+    """How busy the machine is `when`: shared or busy machines skew every figure."""
+    return f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} {when}"
+
+
+def pinning_line() -> str:
+    """Where the server and wrk run."""
+    if pinned(SERVER_CPU):
+        return f"server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}"
+    return "not pinned (needs taskset and two CPUs): server and wrk share the CPUs"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if (reason := cannot_measure(None)) is not None:  # before a bake that may take minutes
@@ -205,14 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     venv = bake_environment(project)
     workdir = Path(tempfile.mkdtemp(prefix="ceiling-"))
-    # Shared or busy machines skew every figure: say how busy this one was.
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-    print(
-        f"server on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}"
-        if pinned(SERVER_CPU)
-        else "not pinned (needs taskset and two CPUs): server and wrk share the CPUs",
-        flush=True,
-    )
+    print(load_line("at start"), pinning_line(), sep="\n", flush=True)
     try:
         if args.url is not None:
             measure_url(args.url, venv, args.duration, workdir)
@@ -222,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             compare_with_mlflow(venv, model, example, mine, args.duration, workdir)
         return 0
     finally:
-        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        print(load_line("at the end"))
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -1,5 +1,5 @@
 """wrk loads and their reports: what each setting sends, how wrk is run and pinned, and the
-figures read back (requests/s, p50, p99, errors), plus a process's resident memory.
+figures read back (requests/s, p50, p99, errors), plus a process's resident memory and CPU time.
 
 Pure apart from `run_wrk`; the template's unit tests cover the rest (tests/test_ceiling.py).
 """
@@ -161,3 +161,22 @@ def process_rss_mb(pid: int) -> float | None:
     except (OSError, ValueError):
         return None
     return own + sum(process_rss_mb(int(child)) or 0.0 for child in children)
+
+
+def cpu_ticks(stat: str) -> int:
+    """User plus system CPU time, in clock ticks, from the text of /proc/<pid>/stat (all the
+    process's threads)."""
+    fields = stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime and stime: fields 14 and 15
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds process `pid` has used so far; None where there is no /proc (macOS).
+
+    On a shared machine the CPU a server spends per request holds still where its requests/s
+    swing with the load around it.
+    """
+    try:
+        return cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -75,7 +75,9 @@ def test_the_window_and_the_queue_stay_bounded() -> None:
     window.observe([[1.0]] * (MIN_ROWS - 1))
     assert window.scores() == {}  # too few rows to score
     window.observe([[1.0]] * (PENDING * 3))
-    assert len(window.pending) == PENDING  # the oldest queued rows give way
+    assert sum(map(len, window.pending)) == window.queued == PENDING  # the oldest give way
+    window.observe(np.ones((PENDING // 2, 1)))  # an array batch, as the batch path hands on
+    assert sum(map(len, window.pending)) == window.queued == PENDING
     for _ in range(2 * WINDOW // PENDING):
         window.observe([[1.0]] * PENDING)
         window.scores()

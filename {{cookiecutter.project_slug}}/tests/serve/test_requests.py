@@ -197,6 +197,21 @@ def test_whole_batch_check_agrees_with_the_per_value_checks(instances: list[Any]
     assert listed(validator.rows(instances)) == validator.value_by_value(instances)
 
 
+@pytest.mark.parametrize(
+    ("last", "problem"),
+    [
+        ([True, 2.5], "row 200: feature 'a' expects a finite number, got True"),
+        ([1.0, False], "row 200: feature 'b' expects a finite number, got False"),
+    ],
+    ids=["true-among-ones", "false-among-zeros"],
+)
+def test_a_bool_among_ones_and_zeros_is_named(last: list[Any], problem: str) -> None:
+    # A batch this size is packed whole, where a bool is 1.0 or 0.0: it must still be named.
+    instances = [[1.0, 0.0], [0, 1]] * 100 + [last]
+    error = error_of(RowValidator(DOUBLES, 1000).rows, instances)
+    assert problem in error.detail
+
+
 def test_one_feature_records_take_the_batch_check() -> None:
     validator = RowValidator([Feature("a", "double")], 10)
     assert listed(validator.rows([{"a": 1.0}, {"a": 2}])) == [[1.0], [2]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -133,11 +134,43 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "empty body", 'send a JSON object such as {"instances": [...]}')
     try:
         value = orjson.loads(body)
+        if len(body) > SMALL_BODY and _pairs_at_least(value) == _colons(body):
+            return value  # proven whole without rendering it again (see _pairs_at_least)
         if not _no_duplicate_keys(body, value):
             return _parse_strictly(body)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return _parse_strictly(body)
     return value
+
+
+COLON = ord(":")
+# Up to this size, rendering a body again costs a few microseconds: no cheaper proof needed.
+SMALL_BODY = 4096
+# How deep _pairs_at_least looks, and how many objects of a list it walks one by one (V2's
+# tensors); a longer list of objects (records) has its own pairs counted, not their values'.
+PAIRS_DEPTH = 8
+FEW_OBJECTS = 8
+
+
+def _pairs_at_least(value: Any, depth: int = 0) -> int:
+    """A lower bound of the key-value pairs in parsed `value`, at C speed where it can be.
+
+    Each pair of the body has a colon outside strings, so the body's colons are at least its
+    pairs, which are at least the pairs parsed, which are at least this count: if this count
+    equals the body's colons, every one of them is equal and no pair was dropped. Counting
+    short (nesting this skips, colons inside strings) only sends the body to the slower check.
+    """
+    if depth > PAIRS_DEPTH:
+        return 0
+    if type(value) is dict:
+        nested = [v for v in value.values() if type(v) is dict or type(v) is list]
+        return len(value) + sum(_pairs_at_least(v, depth + 1) for v in nested)
+    if type(value) is list and value and type(value[0]) is dict:
+        if len(value) <= FEW_OBJECTS:
+            return sum(_pairs_at_least(v, depth + 1) for v in value)
+        if set(map(type, value)) == {dict}:  # records: their pairs, not what they hold
+            return sum(map(len, value))
+    return 0
 
 
 def _no_duplicate_keys(body: bytes, value: Any) -> bool:
@@ -150,7 +183,14 @@ def _no_duplicate_keys(body: bytes, value: Any) -> bool:
     """
     if b"\\" in body and b"\\u" in body:  # one-byte search first: it is many times faster
         return False
-    return body.count(b":") == orjson.dumps(value).count(b":")
+    return _colons(body) == _colons(orjson.dumps(value))
+
+
+def _colons(text: bytes) -> int:
+    if len(text) <= SMALL_BODY:  # numpy's calls cost more than they save here
+        return text.count(b":")
+    # numpy compares and counts bytes in vector instructions: ~6x bytes.count's byte loop.
+    return int(np.count_nonzero(np.frombuffer(text, np.uint8) == COLON))
 
 
 def _parse_strictly(body: bytes) -> Any:

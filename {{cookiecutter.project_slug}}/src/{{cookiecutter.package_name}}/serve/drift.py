@@ -44,26 +44,48 @@ class DriftWindow:
         self.columns = [list(names).index(name) for name in known]
         self.edges = [np.asarray(reference[name]["edges"]) for name in known]
         self.shares = [np.asarray(reference[name]["shares"]) for name in known]
-        self.pending: deque[Sequence[Any]] = deque(maxlen=PENDING)
+        # Whole batches as the request path hands them on (an array is not split into rows:
+        # one append per request), holding the last PENDING rows at most.
+        self.pending: deque[Rows] = deque()
+        self.queued = 0  # rows in `pending`
         self.slots: deque[tuple[int, list[np.ndarray]]] = deque(maxlen=SLOTS)
 
     def observe(self, rows: Rows) -> None:
         """The request path: queue the rows (values in signature order), nothing more."""
-        self.pending.extend(rows)
+        self.pending.append(rows)
+        self.queued += len(rows)
+        while self.queued > PENDING:  # the oldest queued rows give way
+            excess, oldest = self.queued - PENDING, self.pending[0]
+            if len(oldest) <= excess:
+                self.pending.popleft()
+                self.queued -= len(oldest)
+            else:
+                self.pending[0] = oldest[excess:]
+                self.queued -= excess
+
+    def _values(self, rows: Rows) -> np.ndarray:
+        """The referenced features' columns of a queued batch, as floats (a null is NaN)."""
+        if isinstance(rows, np.ndarray):
+            return rows[:, self.columns]
+        return np.asarray([[row[i] for i in self.columns] for row in rows], np.float64)
 
     def _count(self) -> None:
-        rows = list(self.pending)
+        batches = list(self.pending)
         self.pending.clear()
-        size = WINDOW // SLOTS
-        while rows:
+        self.queued = 0
+        if not batches:
+            return
+        values = np.concatenate([self._values(rows) for rows in batches])
+        size, start = WINDOW // SLOTS, 0
+        while start < len(values):
             if not self.slots or self.slots[-1][0] >= size:
                 self.slots.append((0, [np.zeros(len(e) + 2, np.int64) for e in self.edges]))
             filled, counts = self.slots[-1]
-            chunk, rows = rows[: size - filled], rows[size - filled :]
-            values = np.asarray([[row[i] for i in self.columns] for row in chunk], np.float64)
+            chunk = values[start : start + size - filled]
             for j, edges in enumerate(self.edges):
-                counts[j] += np.bincount(bin_indices(values[:, j], edges), minlength=len(edges) + 2)
+                counts[j] += np.bincount(bin_indices(chunk[:, j], edges), minlength=len(edges) + 2)
             self.slots[-1] = (filled + len(chunk), counts)
+            start += len(chunk)
 
     def scores(self) -> dict[str, float]:
         """Each feature's PSI over the window; empty until it holds MIN_ROWS rows."""
