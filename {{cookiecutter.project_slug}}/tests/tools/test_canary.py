@@ -139,16 +139,17 @@ def gate(servers: dict[str, Server], name: str) -> subprocess.CompletedProcess[s
     base = {key: server.url("") for key, server in servers.items()}
     command = [sys.executable, "-m", "tools.canary", "gate", "--stable", base["stable"]]
     command += ["--canary", base[name], "--watch", "4", "--min-requests", "5"]
-    return subprocess.run(
+    result = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
+    print(result.stdout)  # the decision line, shown with -s
+    return result
 
 
 def test_the_same_model_is_promoted(
     servers: dict[str, Server], traffic: dict[str, list[int]]
 ) -> None:
     result = gate(servers, "good")
-    print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("promote: "), result.stdout
     assert "0 rows non-finite" in result.stdout
@@ -159,7 +160,6 @@ def test_corrupted_weights_are_rolled_back(
     servers: dict[str, Server], traffic: dict[str, list[int]]
 ) -> None:
     result = gate(servers, "broken")
-    print(result.stdout)
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = result.stdout.splitlines()
     assert line.startswith(
